@@ -1,0 +1,105 @@
+#include <errno.h>
+#include <stdlib.h>
+
+#include "children.h"
+
+/*
+ * Open addressing on the pid, so that reaping stays O(1) with thousands of
+ * handlers alive. Deleted slots are re-packed (backward shift), no tombstones.
+ */
+static struct child *tab;
+static size_t cap, count;
+
+static size_t
+slot_of(pid_t pid)
+{
+	return ((size_t)pid * 2654435761u) & (cap - 1);
+}
+
+static int
+grow_table(void)
+{
+	struct child *old = tab;
+	size_t oldcap = cap;
+
+	cap = cap ? cap * 2 : 64;
+	if ((tab = calloc(cap, sizeof(*tab))) == NULL) {
+		tab = old;
+		cap = oldcap;
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].pid != 0) {
+			size_t j = slot_of(old[i].pid);
+
+			while (tab[j].pid != 0)
+				j = (j + 1) & (cap - 1);
+			tab[j] = old[i];
+		}
+	free(old);
+	return 0;
+}
+
+int
+children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst)
+{
+	size_t i;
+
+	if ((count + 1) * 2 > cap && grow_table() < 0)
+		return -1;
+	for (i = slot_of(pid); tab[i].pid != 0; i = (i + 1) & (cap - 1))
+		;
+	tab[i].pid = pid;
+	tab[i].st = st;
+	st->refs++;
+	tab[i].wait_lst = wait_lst != NULL ? listener_ref(wait_lst) : NULL;
+	clock_gettime(CLOCK_MONOTONIC, &tab[i].started);
+	count++;
+	return 0;
+}
+
+int
+children_take(pid_t pid, struct child *out)
+{
+	size_t i, j;
+
+	if (cap == 0)
+		return -1;
+	for (i = slot_of(pid); tab[i].pid != pid; i = (i + 1) & (cap - 1))
+		if (tab[i].pid == 0)
+			return -1;
+	*out = tab[i];
+	tab[i].pid = 0;
+	count--;
+	/* Shift back the entries of the run after i that belong at or before it. */
+	for (j = (i + 1) & (cap - 1); tab[j].pid != 0; j = (j + 1) & (cap - 1)) {
+		size_t home = slot_of(tab[j].pid);
+
+		if (((j - home) & (cap - 1)) >= ((j - i) & (cap - 1))) {
+			tab[i] = tab[j];
+			tab[j].pid = 0;
+			i = j;
+		}
+	}
+	return 0;
+}
+
+size_t
+children_count(void)
+{
+	return count;
+}
+
+void
+children_clear(void)
+{
+	for (size_t i = 0; i < cap; i++)
+		if (tab[i].pid != 0) {
+			svc_state_unref(tab[i].st);
+			listener_unref(tab[i].wait_lst);
+		}
+	free(tab);
+	tab = NULL;
+	cap = count = 0;
+}

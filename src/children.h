@@ -1,0 +1,26 @@
+/* children: the handlers alive, by pid, with what to do when each is reaped. */
+#ifndef PORTERD_CHILDREN_H
+#define PORTERD_CHILDREN_H
+
+#include <sys/types.h>
+#include <time.h>
+
+#include "listener.h"
+#include "table.h"
+
+struct child {
+	pid_t			 pid;
+	struct svc_state	*st;		/* referenced: outlives a reload */
+	struct listener		*wait_lst;	/* wait = yes: referenced, re-armed on exit */
+	struct timespec		 started;	/* CLOCK_MONOTONIC */
+};
+
+/* Record a child; takes references on st and wait_lst. 0, or -1 (ENOMEM). */
+int children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst);
+/* Remove pid from the table into *out (the caller drops the references). 0, or -1 if unknown. */
+int children_take(pid_t pid, struct child *out);
+size_t children_count(void);
+/* Free the table at exit (the handlers themselves are left to finish). */
+void children_clear(void);
+
+#endif

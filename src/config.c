@@ -1,0 +1,1096 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+
+/* Longest section name inih keeps whole (it cuts at 49 characters). */
+#define NAME_MAX_LEN 48
+
+/* One `key = value` line as read, before any meaning is given to it. */
+struct entry {
+	char		*key;
+	char		*value;
+	struct where	 at;
+	int		 cont;		/* an indented line continuing `key` */
+};
+
+struct section {
+	char		*name;
+	struct where	 at;
+	struct entry	*e;
+	size_t		 n, cap;
+};
+
+struct raw {
+	struct section	*sec;
+	size_t		 n, cap;
+	struct config_errors *errs;
+	struct config	*cf;		/* owns the file names */
+};
+
+/* What the physical-line reader tells the inih handler about the current line. */
+struct reader {
+	FILE		*f;
+	const char	*file;
+	int		 line;
+	int		 cont;
+	int		 key_seen;	/* a key line since the last [section] */
+	size_t		 cont_indent;	/* of the first continuation line after a key */
+	char		*cont_text;	/* that line, dedented by cont_indent */
+	struct section	*cur;
+	struct raw	*raw;
+	char		*buf;
+	size_t		 bufsz;
+};
+
+static void
+errs_add(struct config_errors *errs, const struct where *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errs_add(struct config_errors *errs, const struct where *at, const char *fmt, ...)
+{
+	char msg[1024], *line;
+	char **grown;
+	va_list ap;
+	int n = 0;
+
+	if (at != NULL && at->file != NULL)
+		n = at->line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: ", at->file, at->line)
+		    : snprintf(msg, sizeof(msg), "%s: ", at->file);
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	grown = realloc(errs->msg, (errs->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return;
+	errs->msg = grown;
+	if ((line = strdup(msg)) != NULL)
+		errs->msg[errs->n++] = line;
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	errs->msg = NULL;
+	errs->n = 0;
+}
+
+static void *
+grow(void *p, size_t *cap, size_t n, size_t size)
+{
+	void *q;
+
+	if (n < *cap)
+		return p;
+	*cap = *cap ? 2 * *cap : 8;
+	if ((q = realloc(p, *cap * size)) == NULL)
+		abort();	/* start-up or reload of a few KiB: nothing to degrade to */
+	return q;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+/* ---- reading: physical lines, sections, continuation ---- */
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static char *
+trim_end(char *s)
+{
+	char *end = s + strlen(s);
+
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static struct section *
+raw_find(struct raw *raw, const char *name)
+{
+	for (size_t i = 0; i < raw->n; i++)
+		if (strcmp(raw->sec[i].name, name) == 0)
+			return &raw->sec[i];
+	return NULL;
+}
+
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("_.-", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* A `[name]` line: start a section, or refuse it (its keys are then dropped). */
+static void
+reader_section(struct reader *rd, char *s)
+{
+	struct where at = { rd->file, rd->line };
+	struct section *sec, *dup;
+	char *close = strchr(s, ']');
+	char *name;
+
+	rd->cur = NULL;
+	rd->key_seen = 0;
+	if (close == NULL) {
+		errs_add(rd->raw->errs, &at, "section header without ']'");
+		return;
+	}
+	*close = '\0';
+	name = trim(s + 1);
+	if (strlen(name) > NAME_MAX_LEN) {
+		errs_add(rd->raw->errs, &at, "section name is longer than %d characters",
+		    NAME_MAX_LEN);
+		return;
+	}
+	if (!valid_name(name)) {
+		errs_add(rd->raw->errs, &at,
+		    "section name '%s': use letters, digits, '.', '-' and '_'", name);
+		return;
+	}
+	if ((dup = raw_find(rd->raw, name)) != NULL) {
+		errs_add(rd->raw->errs, &at, "[%s] is already defined at %s:%d", name,
+		    dup->at.file, dup->at.line);
+		return;
+	}
+	rd->raw->sec = grow(rd->raw->sec, &rd->raw->cap, rd->raw->n, sizeof(*sec));
+	sec = &rd->raw->sec[rd->raw->n++];
+	memset(sec, 0, sizeof(*sec));
+	sec->name = xstrdup(name);
+	sec->at = at;
+	rd->cur = sec;
+}
+
+/*
+ * inih's line reader. We hand inih one physical line at a time so that its
+ * line numbers, and ours, are the file's; and we look at each line first, to
+ * catch what inih would silently cut, merge or drop.
+ */
+static char *
+reader_gets(char *str, int num, void *stream)
+{
+	struct reader *rd = stream;
+	struct where at;
+	ssize_t len;
+	char *s;
+
+	len = getline(&rd->buf, &rd->bufsz, rd->f);
+	if (len < 0)
+		return NULL;
+	rd->line++;
+	at.file = rd->file;
+	at.line = rd->line;
+	rd->cont = 0;
+	while (len > 0 && (rd->buf[len - 1] == '\n' || rd->buf[len - 1] == '\r'))
+		rd->buf[--len] = '\0';
+	if ((size_t)len != strlen(rd->buf)) {
+		errs_add(rd->raw->errs, &at, "NUL byte in line");
+		goto blank;
+	}
+	s = rd->buf;
+	if (rd->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	if (len + 2 > num) {
+		errs_add(rd->raw->errs, &at, "line is longer than %d characters", num - 2);
+		goto blank;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0' || *s == ';' || *s == '#')
+		goto pass;
+	if (*s == '[') {
+		char copy[num];
+
+		snprintf(copy, sizeof(copy), "%s", s);
+		reader_section(rd, copy);
+		goto pass;
+	}
+	if (s > rd->buf && rd->key_seen) {
+		/*
+		 * inih continues the previous key's value with an indented line; it
+		 * must see the indentation. We keep the line's own text, less the
+		 * indentation of the first such line, so inline scripts keep theirs.
+		 */
+		size_t indent = (size_t)(s - rd->buf), strip;
+
+		if (!rd->cont_indent)
+			rd->cont_indent = indent;
+		strip = indent < rd->cont_indent ? indent : rd->cont_indent;
+		rd->cont = 1;
+		rd->cont_text = rd->buf + strip;
+		snprintf(str, (size_t)num, "%s\n", rd->buf);
+		return str;
+	}
+	rd->cont_indent = 0;
+	if (strcspn(s, "=:") == strlen(s)) {
+		errs_add(rd->raw->errs, &at, "expected 'key = value'");
+		goto blank;
+	}
+	rd->key_seen = 1;
+pass:
+	snprintf(str, (size_t)num, "%s\n", s);
+	return str;
+blank:
+	snprintf(str, (size_t)num, "\n");
+	return str;
+}
+
+static int
+on_ini_entry(void *user, const char *section, const char *key, const char *value)
+{
+	struct reader *rd = user;
+	struct where at = { rd->file, rd->line };
+	struct section *sec = rd->cur;
+	struct entry *e;
+
+	(void)section;	/* ours is rd->cur: never cut, and NULL for a refused one */
+	if (sec == NULL) {
+		if (rd->raw->sec == NULL || *section == '\0')
+			errs_add(rd->raw->errs, &at, "'%s' is outside of any [section]", key);
+		return 1;
+	}
+	sec->e = grow(sec->e, &sec->cap, sec->n, sizeof(*e));
+	e = &sec->e[sec->n++];
+	e->key = xstrdup(key);
+	e->value = xstrdup(rd->cont ? trim_end(rd->cont_text) : value);
+	e->at = at;
+	e->cont = rd->cont;
+	return 1;
+}
+
+static void
+read_file(struct raw *raw, const char *path)
+{
+	struct reader rd;
+	size_t before = raw->errs->n;
+	int r;
+
+	memset(&rd, 0, sizeof(rd));
+	rd.file = path;
+	rd.raw = raw;
+	if ((rd.f = fopen(path, "re")) == NULL) {
+		struct where at = { path, 0 };
+
+		errs_add(raw->errs, &at, "%s", strerror(errno));
+		return;
+	}
+	r = ini_parse_stream(reader_gets, &rd, on_ini_entry, &rd);
+	if (r > 0 && raw->errs->n == before) {
+		struct where at = { path, r };
+
+		errs_add(raw->errs, &at, "syntax error");
+	} else if (r < 0) {
+		struct where at = { path, 0 };
+
+		errs_add(raw->errs, &at, "out of memory");
+	}
+	if (ferror(rd.f)) {
+		struct where at = { path, 0 };
+
+		errs_add(raw->errs, &at, "read error");
+	}
+	fclose(rd.f);
+	free(rd.buf);
+}
+
+static int
+is_conf_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".conf") == 0;
+}
+
+static int
+by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static void
+read_dir(struct raw *raw, const char *dir, FILE *skipped)
+{
+	struct dirent **names;
+	int n;
+
+	n = scandir(dir, &names, NULL, by_name);
+	if (n < 0) {
+		struct where at = { dir, 0 };
+
+		errs_add(raw->errs, &at, "%s", strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		struct config *cf = raw->cf;
+		struct stat st;
+		char *path;
+
+		if (asprintf(&path, "%s/%s", dir, name) < 0)
+			abort();
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+			free(path);
+		} else if (!is_conf_name(name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+			if (skipped != NULL)
+				fprintf(skipped, "%s: skipped (%s)\n", path, is_conf_name(name) ?
+				    "not a regular file" : "not named *.conf");
+			free(path);
+		} else {
+			cf->files = realloc(cf->files, (cf->nfiles + 1) * sizeof(*cf->files));
+			if (cf->files == NULL)
+				abort();
+			cf->files[cf->nfiles++] = path;
+			read_file(raw, path);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* ---- meaning: keys and values ---- */
+
+/* What is being built: the service, and where each key was last given. */
+struct build {
+	struct service		*svc;
+	struct config_errors	*errs;
+	struct where		 set_at[32];	/* per key index; line 0 = not given */
+	int			 own[32];	/* given in the service's own section */
+	char			*args;		/* args as written, split at the end */
+};
+
+typedef int (*setter)(struct build *b, const char *v, const char **why);
+
+static int
+parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return *out = 1, 0;
+		if (strcasecmp(v, no[i]) == 0)
+			return *out = 0, 0;
+	}
+	return -1;
+}
+
+static int
+parse_uint(const char *v, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	*out = strtoul(v, &end, 10);
+	return errno != 0 || *end != '\0' || *out > max ? -1 : 0;
+}
+
+static int
+lookup_user(const char *v, uid_t *uid, gid_t *gid, const char **why)
+{
+	struct passwd *pw;
+	unsigned long n;
+
+	errno = 0;
+	if (parse_uint(v, UINT_MAX - 1, &n) == 0) {
+		*uid = (uid_t)n;
+		pw = getpwuid(*uid);
+		*gid = pw != NULL ? pw->pw_gid : (gid_t)-1;
+		return 0;
+	}
+	if ((pw = getpwnam(v)) == NULL) {
+		*why = "no such user";
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+lookup_group(const char *v, gid_t *gid, const char **why)
+{
+	struct group *gr;
+	unsigned long n;
+
+	if (parse_uint(v, UINT_MAX - 1, &n) == 0) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	if ((gr = getgrnam(v)) == NULL) {
+		*why = "no such group";
+		return -1;
+	}
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+static int
+set_listen(struct build *b, const char *v, const char **why)
+{
+	return addr_parse(v, &b->svc->listen, why);
+}
+
+static int
+set_protocol(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "tcp") == 0)
+		b->svc->socktype = SOCK_STREAM;
+	else if (strcmp(v, "udp") == 0)
+		b->svc->socktype = SOCK_DGRAM;
+	else
+		return *why = "expected tcp or udp", -1;
+	return 0;
+}
+
+static int
+set_wait(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->wait) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static int
+set_enabled(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->enabled) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static int
+set_exec(struct build *b, const char *v, const char **why)
+{
+	struct stat st;
+
+	if (v[0] != '/')
+		return *why = "must be an absolute path", -1;
+	if (stat(v, &st) < 0)
+		return *why = strerror(errno), -1;
+	if (!S_ISREG(st.st_mode))
+		return *why = "not a regular file", -1;
+	if (access(v, X_OK) < 0)
+		return *why = "not executable", -1;
+	free(b->svc->exec);
+	b->svc->exec = xstrdup(v);
+	return 0;
+}
+
+/* Kept as written: continuation lines may follow; finish_service splits it. */
+static int
+set_args(struct build *b, const char *v, const char **why)
+{
+	free(b->args);
+	b->args = xstrdup(v);
+	return 0;
+}
+
+static const char *const builtin_names[] = {
+	[BUILTIN_ECHO] = "echo", [BUILTIN_DISCARD] = "discard", [BUILTIN_DAYTIME] = "daytime",
+	[BUILTIN_CHARGEN] = "chargen", [BUILTIN_TIME] = "time",
+};
+
+const char *
+config_builtin_name(enum builtin bi)
+{
+	return bi > 0 && bi < sizeof(builtin_names) / sizeof(*builtin_names) ?
+	    builtin_names[bi] : "none";
+}
+
+static int
+set_builtin(struct build *b, const char *v, const char **why)
+{
+	for (size_t i = 1; i < sizeof(builtin_names) / sizeof(*builtin_names); i++)
+		if (strcmp(v, builtin_names[i]) == 0) {
+			b->svc->builtin = (enum builtin)i;
+			return 0;
+		}
+	return *why = "expected echo, discard, daytime, chargen or time", -1;
+}
+
+static int
+set_user(struct build *b, const char *v, const char **why)
+{
+	if (lookup_user(v, &b->svc->uid, &b->svc->gid, why) < 0)
+		return -1;
+	free(b->svc->user);
+	b->svc->user = xstrdup(v);
+	b->svc->set_user = 1;
+	return 0;
+}
+
+static int
+set_group(struct build *b, const char *v, const char **why)
+{
+	gid_t gid;
+
+	if (lookup_group(v, &gid, why) < 0)
+		return -1;
+	free(b->svc->group);
+	b->svc->group = xstrdup(v);
+	b->svc->set_group = 1;
+	return 0;
+}
+
+static int
+set_socket_user(struct build *b, const char *v, const char **why)
+{
+	gid_t unused;
+
+	if (lookup_user(v, &b->svc->socket_uid, &unused, why) < 0)
+		return -1;
+	free(b->svc->socket_user);
+	b->svc->socket_user = xstrdup(v);
+	return 0;
+}
+
+static int
+set_socket_group(struct build *b, const char *v, const char **why)
+{
+	if (lookup_group(v, &b->svc->socket_gid, why) < 0)
+		return -1;
+	free(b->svc->socket_group);
+	b->svc->socket_group = xstrdup(v);
+	return 0;
+}
+
+static int
+set_socket_mode(struct build *b, const char *v, const char **why)
+{
+	char *end;
+	unsigned long m = strtoul(v, &end, 8);
+
+	if (*v < '0' || *v > '7' || *end != '\0' || m > 0777)
+		return *why = "expected an octal mode such as 0660", -1;
+	b->svc->socket_mode = (mode_t)m;
+	return 0;
+}
+
+static int
+set_backlog(struct build *b, const char *v, const char **why)
+{
+	unsigned long n;
+
+	if (parse_uint(v, 65535, &n) < 0 || n == 0)
+		return *why = "expected a number from 1 to 65535", -1;
+	b->svc->backlog = (int)n;
+	return 0;
+}
+
+static int
+set_max_children(struct build *b, const char *v, const char **why)
+{
+	unsigned long n;
+
+	if (parse_uint(v, 1000000, &n) < 0 || n == 0)
+		return *why = "expected a number from 1 to 1000000", -1;
+	b->svc->max_children = (unsigned)n;
+	return 0;
+}
+
+static const char *const reserved_env[] = {
+	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
+	"TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO", "IPCLOCALPATH",
+	"IPCREMOTEEUID", "IPCREMOTEEGID", "PORTERD_SERVICE",
+};
+
+static int
+set_env(struct build *b, const char *v, const char **why)
+{
+	struct service *s = b->svc;
+	size_t klen = strcspn(v, "=");
+
+	if (v[klen] != '=' || klen == 0)
+		return *why = "expected KEY=VALUE", -1;
+	for (size_t i = 0; i < klen; i++)
+		if (!(isalnum((unsigned char)v[i]) || v[i] == '_') ||
+		    (i == 0 && isdigit((unsigned char)v[i])))
+			return *why = "KEY must be letters, digits and '_'", -1;
+	for (size_t i = 0; i < sizeof(reserved_env) / sizeof(*reserved_env); i++)
+		if (strlen(reserved_env[i]) == klen && strncmp(v, reserved_env[i], klen) == 0)
+			return *why = "porterd sets this variable itself", -1;
+	/* A service's own env replaces an inherited one of the same KEY. */
+	for (size_t i = 0; i < s->envp_base; i++)
+		if (strncmp(s->envp[i], v, klen + 1) == 0) {
+			free(s->envp[i]);
+			s->envp[i] = xstrdup(v);
+			return 0;
+		}
+	s->envp = realloc(s->envp, (s->envp_base + 1) * sizeof(*s->envp));
+	if (s->envp == NULL)
+		abort();
+	s->envp[s->envp_base++] = xstrdup(v);
+	return 0;
+}
+
+struct key {
+	const char	*name;
+	setter		 set;
+	int		 repeat;	/* may be given more than once (env) */
+	int		 cont;		/* an indented line may continue it */
+};
+
+static const struct key keys[] = {
+	{ "listen", set_listen, 0, 0 },
+	{ "protocol", set_protocol, 0, 0 },
+	{ "wait", set_wait, 0, 0 },
+	{ "exec", set_exec, 0, 0 },
+	{ "args", set_args, 0, 1 },
+	{ "builtin", set_builtin, 0, 0 },
+	{ "user", set_user, 0, 0 },
+	{ "group", set_group, 0, 0 },
+	{ "env", set_env, 1, 1 },
+	{ "enabled", set_enabled, 0, 0 },
+	{ "socket_user", set_socket_user, 0, 0 },
+	{ "socket_group", set_socket_group, 0, 0 },
+	{ "socket_mode", set_socket_mode, 0, 0 },
+	{ "backlog", set_backlog, 0, 0 },
+	{ "max_children", set_max_children, 0, 0 },
+};
+#define NKEYS (sizeof(keys) / sizeof(*keys))
+_Static_assert(NKEYS <= 32, "struct build holds 32 keys");
+
+/* Index of key `name` in keys[], NKEYS when there is no such key. */
+static size_t
+key_index(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			break;
+	return i;
+}
+
+/*
+ * Give the entries of one section to the service being built. own: the
+ * service's own section (else [defaults], whose own mistakes are reported once,
+ * by config_load, so here they go to `errs`, which may be a sink).
+ */
+static void
+apply_entries(struct build *b, const struct section *sec, int own,
+    struct config_errors *errs)
+{
+	int seen[NKEYS] = { 0 };
+
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct entry *e = &sec->e[i];
+		const struct key *k;
+		const char *why = NULL;
+		char *joined = NULL;
+		const char *value = e->value;
+		size_t idx;
+
+		if ((idx = key_index(e->key)) == NKEYS) {
+			errs_add(errs, &e->at, "unknown key '%s'", e->key);
+			continue;
+		}
+		k = &keys[idx];
+		if (e->cont) {
+			if (!k->cont) {
+				errs_add(errs, &e->at, "indented line continues '%s'; only args "
+				    "and env may go on over indented lines", e->key);
+				continue;
+			}
+			if (k->set == set_args && b->args != NULL) {
+				/* A newline: a blank between words, kept inside quotes. */
+				if (asprintf(&joined, "%s\n%s", b->args, e->value) < 0)
+					abort();
+				value = joined;
+			}
+		} else if (!k->repeat && seen[idx]) {
+			errs_add(errs, &e->at, "'%s' is already set at line %d", e->key,
+			    b->set_at[idx].line);
+			continue;
+		}
+		seen[idx] = 1;
+		if (k->set(b, value, &why) < 0)
+			errs_add(errs, &e->at, "%s = %s: %s", e->key, e->value, why);
+		if (!e->cont) {
+			b->set_at[idx] = e->at;
+			b->own[idx] = own;
+		}
+		free(joined);
+	}
+}
+
+static const struct where *
+key_at(const struct build *b, const char *name)
+{
+	size_t idx = key_index(name);
+
+	return idx < NKEYS && b->set_at[idx].line != 0 ? &b->set_at[idx] : NULL;
+}
+
+/* Finish a service whose keys are all applied: defaults, cross-key rules, argv, env. */
+static void
+finish_service(struct build *b, const struct section *sec)
+{
+	struct service *s = b->svc;
+	const struct where *at;
+	size_t argc, n = 0;
+	const char *why;
+	int has_path = 0;
+	char **envp;
+
+	if (key_at(b, "listen") == NULL)
+		errs_add(b->errs, &sec->at, "[%s] has no listen", s->name);
+	else
+		s->listen_at = *key_at(b, "listen");
+	if (key_at(b, "exec") == NULL && key_at(b, "builtin") == NULL)
+		errs_add(b->errs, &sec->at, "[%s] has neither exec nor builtin", s->name);
+	if (key_at(b, "exec") != NULL && key_at(b, "builtin") != NULL)
+		errs_add(b->errs, key_at(b, "builtin"), "[%s] has both exec and builtin",
+		    s->name);
+	if (s->listen.family == AF_UNIX && s->socktype == SOCK_DGRAM)
+		errs_add(b->errs, key_at(b, "protocol"), "unix sockets are stream sockets; "
+		    "protocol = udp does not apply");
+	if (s->socktype == SOCK_DGRAM && !s->wait && key_at(b, "builtin") == NULL &&
+	    key_at(b, "exec") != NULL)
+		errs_add(b->errs, (at = key_at(b, "wait")) ? at : &sec->at, "[%s] is a udp "
+		    "service with a handler: it needs wait = yes (the handler reads the "
+		    "datagrams itself)", s->name);
+	if (s->builtin != BUILTIN_NONE && s->wait)
+		errs_add(b->errs, key_at(b, "wait"), "builtin services are served by "
+		    "porterd itself; wait = yes does not apply");
+	if (s->builtin != BUILTIN_NONE && key_at(b, "args") != NULL)
+		errs_add(b->errs, key_at(b, "args"), "args applies to exec, not to builtin");
+	if (s->listen.family != AF_UNIX) {
+		static const char *const unix_only[] = { "socket_user", "socket_group",
+			"socket_mode" };
+
+		for (size_t i = 0; i < 3; i++) {
+			size_t idx = key_index(unix_only[i]);
+
+			if (b->own[idx] && b->set_at[idx].line != 0)
+				errs_add(b->errs, &b->set_at[idx], "%s applies only to unix: "
+				    "sockets", unix_only[i]);
+		}
+	}
+	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;
+
+	/* Privileges: resolve everything now; the child only makes system calls. */
+	if (s->set_user || s->set_group) {
+		if (s->set_group)
+			lookup_group(s->group, &s->gid, &why);
+		else if (s->gid == (gid_t)-1)
+			errs_add(b->errs, key_at(b, "user"), "user %s has no passwd entry; "
+			    "set group too", s->user);
+		if (geteuid() != 0 && ((s->set_user && s->uid != geteuid()) ||
+		    (s->set_group && s->gid != getegid())))
+			errs_add(b->errs, key_at(b, s->set_user ? "user" : "group"),
+			    "porterd is not running as root and cannot switch to %s %s",
+			    s->set_user ? "user" : "group", s->set_user ? s->user : s->group);
+		if (s->set_user) {
+			struct passwd *pw = getpwuid(s->uid);
+			int ng = 16;
+
+			s->groups = malloc((size_t)ng * sizeof(gid_t));
+			if (pw != NULL && s->groups != NULL &&
+			    getgrouplist(pw->pw_name, s->gid, s->groups, &ng) < 0) {
+				s->groups = realloc(s->groups, (size_t)ng * sizeof(gid_t));
+				if (s->groups != NULL)
+					getgrouplist(pw->pw_name, s->gid, s->groups, &ng);
+			}
+			if (s->groups == NULL)
+				abort();
+			if (pw == NULL) {
+				s->groups[0] = s->gid;
+				ng = 1;
+			}
+			s->ngroups = ng;
+		} else {
+			if ((s->groups = malloc(sizeof(gid_t))) == NULL)
+				abort();
+			s->groups[0] = s->gid;
+			s->ngroups = 1;
+		}
+	}
+
+	if (b->args != NULL && s->exec != NULL) {
+		if ((s->argv = args_split(b->args, &argc, &why)) == NULL && why != NULL)
+			errs_add(b->errs, key_at(b, "args"), "args: %s", why);
+		else if (s->argv != NULL && argc == 0)
+			errs_add(b->errs, key_at(b, "args"), "args: no words (argv[0] comes "
+			    "first)");
+	}
+	if (s->exec != NULL && s->argv == NULL) {
+		if (b->args != NULL) {
+			s->argv = calloc(1, sizeof(char *));	/* reported above */
+		} else {
+			const char *base = strrchr(s->exec, '/') + 1;
+
+			s->argv = calloc(2, sizeof(char *));
+			if (s->argv != NULL)
+				s->argv[0] = xstrdup(base);
+		}
+		if (s->argv == NULL)
+			abort();
+	}
+
+	/* Environment: PATH (unless env gave one), env keys, PORTERD_SERVICE, slots. */
+	for (size_t i = 0; i < s->envp_base; i++)
+		has_path |= strncmp(s->envp[i], "PATH=", 5) == 0;
+	envp = calloc(s->envp_base + 2 + CONFIG_ENV_SLOTS + 1, sizeof(*envp));
+	if (envp == NULL)
+		abort();
+	if (!has_path)
+		envp[n++] = xstrdup(CONFIG_DEFAULT_PATH);
+	for (size_t i = 0; i < s->envp_base; i++)
+		envp[n++] = s->envp[i];
+	if (asprintf(&envp[n++], "PORTERD_SERVICE=%s", s->name) < 0)
+		abort();
+	free(s->envp);
+	s->envp = envp;
+	s->envp_base = n;
+}
+
+static void
+service_init(struct service *s, const struct section *sec)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = xstrdup(sec->name);
+	s->at = sec->at;
+	s->socktype = SOCK_STREAM;
+	s->enabled = 1;
+	s->uid = (uid_t)-1;
+	s->gid = (gid_t)-1;
+	s->socket_uid = (uid_t)-1;
+	s->socket_gid = (gid_t)-1;
+	s->socket_mode = 0660;
+	s->backlog = SOMAXCONN;
+	s->max_children = CONFIG_DEFAULT_MAX_CHILDREN;
+}
+
+static void
+service_free(struct service *s)
+{
+	free(s->name);
+	free(s->exec);
+	args_free(s->argv);
+	free(s->groups);
+	free(s->user);
+	free(s->group);
+	free(s->socket_user);
+	free(s->socket_group);
+	if (s->envp != NULL)
+		for (size_t i = 0; i < s->envp_base; i++)
+			free(s->envp[i]);
+	free(s->envp);
+}
+
+void
+config_free(struct config *cf)
+{
+	if (cf == NULL)
+		return;
+	for (size_t i = 0; i < cf->nsvc; i++)
+		service_free(&cf->svc[i]);
+	free(cf->svc);
+	for (size_t i = 0; i < cf->nfiles; i++)
+		free(cf->files[i]);
+	free(cf->files);
+	free(cf);
+}
+
+static void
+raw_free(struct raw *raw)
+{
+	for (size_t i = 0; i < raw->n; i++) {
+		for (size_t j = 0; j < raw->sec[i].n; j++) {
+			free(raw->sec[i].e[j].key);
+			free(raw->sec[i].e[j].value);
+		}
+		free(raw->sec[i].e);
+		free(raw->sec[i].name);
+	}
+	free(raw->sec);
+}
+
+static void
+check_addresses(struct config *cf, struct config_errors *errs)
+{
+	for (size_t i = 0; i < cf->nsvc; i++) {
+		const struct service *a = &cf->svc[i];
+
+		if (!a->enabled || a->listen.family == 0)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct service *b = &cf->svc[j];
+			char text[ADDR_TEXT_MAX];
+
+			if (!b->enabled || b->listen.family == 0 || a->socktype != b->socktype ||
+			    !addr_conflict(&a->listen, &b->listen))
+				continue;
+			addr_format(&a->listen, text, sizeof(text));
+			errs_add(errs, &a->listen_at, "listen = %s: clashes with [%s] at %s:%d",
+			    text, b->name, b->listen_at.file, b->listen_at.line);
+			break;
+		}
+	}
+}
+
+struct config *
+config_load(const char *dir, struct config_errors *errs, FILE *skipped)
+{
+	struct config *cf = calloc(1, sizeof(*cf));
+	struct section *defaults;
+	struct raw raw;
+
+	if (cf == NULL)
+		abort();
+	memset(&raw, 0, sizeof(raw));
+	raw.errs = errs;
+	raw.cf = cf;
+	read_dir(&raw, dir, skipped);
+
+	defaults = raw_find(&raw, "defaults");
+	cf->svc = calloc(raw.n + 1, sizeof(*cf->svc));
+	if (cf->svc == NULL)
+		abort();
+	if (defaults != NULL) {
+		/* [defaults] on its own, so that its mistakes are reported once. */
+		struct service scratch;
+		struct build b;
+
+		service_init(&scratch, defaults);
+		memset(&b, 0, sizeof(b));
+		b.svc = &scratch;
+		b.errs = errs;
+		apply_entries(&b, defaults, 0, errs);
+		service_free(&scratch);
+		free(b.args);
+	}
+	for (size_t i = 0; i < raw.n; i++) {
+		struct service *s;
+		struct build b;
+
+		if (&raw.sec[i] == defaults)
+			continue;
+		s = &cf->svc[cf->nsvc++];
+		service_init(s, &raw.sec[i]);
+		memset(&b, 0, sizeof(b));
+		b.svc = s;
+		b.errs = errs;
+		if (defaults != NULL) {
+			struct config_errors sink = { NULL, 0 };
+
+			apply_entries(&b, defaults, 0, &sink);
+			config_errors_free(&sink);
+		}
+		apply_entries(&b, &raw.sec[i], 1, errs);
+		finish_service(&b, &raw.sec[i]);
+		free(b.args);
+	}
+	check_addresses(cf, errs);
+	raw_free(&raw);
+	if (errs->n > 0) {
+		config_free(cf);
+		return NULL;
+	}
+	return cf;
+}
+
+/* ---- -T: the effective table ---- */
+
+static void
+dump_args(FILE *out, char **argv)
+{
+	char buf[4096];
+
+	buf[0] = '\0';
+	for (size_t i = 0; argv[i] != NULL; i++) {
+		if (i > 0)
+			strcat(buf, " ");
+		if (args_quote(buf, sizeof(buf) - 1, argv[i]) < 0)
+			break;
+	}
+	/* A newline inside a word goes on over an indented line, as it came in. */
+	fputs("args = ", out);
+	for (const char *p = buf; *p != '\0'; p++)
+		fputs(*p == '\n' ? "\n    " : (char[]){ *p, '\0' }, out);
+	fputc('\n', out);
+}
+
+void
+config_dump(const struct config *cf, FILE *out)
+{
+	for (size_t i = 0; i < cf->nsvc; i++) {
+		const struct service *s = &cf->svc[i];
+		char text[ADDR_TEXT_MAX];
+
+		if (i > 0)
+			fputc('\n', out);
+		addr_format(&s->listen, text, sizeof(text));
+		fprintf(out, "; %s:%d\n[%s]\n", s->at.file, s->at.line, s->name);
+		fprintf(out, "listen = %s\n", text);
+		fprintf(out, "protocol = %s\n", s->socktype == SOCK_DGRAM ? "udp" : "tcp");
+		fprintf(out, "wait = %s\n", s->wait ? "yes" : "no");
+		fprintf(out, "enabled = %s\n", s->enabled ? "yes" : "no");
+		if (s->exec != NULL) {
+			fprintf(out, "exec = %s\n", s->exec);
+			dump_args(out, s->argv);
+		} else {
+			fprintf(out, "builtin = %s\n", config_builtin_name(s->builtin));
+		}
+		if (s->set_user)
+			fprintf(out, "user = %s\n", s->user);
+		if (s->set_user || s->set_group)
+			fprintf(out, "group = %s\n", s->set_group ? s->group :
+			    getgrgid(s->gid) ? getgrgid(s->gid)->gr_name : "?");
+		for (size_t e = 0; s->exec != NULL && e < s->envp_base; e++)
+			if (strncmp(s->envp[e], "PORTERD_SERVICE=", 16) != 0)
+				fprintf(out, "env = %s\n", s->envp[e]);
+		if (s->listen.family == AF_UNIX) {
+			if (s->socket_user != NULL)
+				fprintf(out, "socket_user = %s\n", s->socket_user);
+			if (s->socket_group != NULL)
+				fprintf(out, "socket_group = %s\n", s->socket_group);
+			fprintf(out, "socket_mode = %04o\n", (unsigned)s->socket_mode);
+		}
+		fprintf(out, "backlog = %d\n", s->backlog);
+		fprintf(out, "max_children = %u\n", s->max_children);
+	}
+}

@@ -1,0 +1,91 @@
+/*
+ * config: read services.d into an immutable service table, or a list of
+ * "FILE:LINE: message" errors. Nothing here touches sockets.
+ */
+#ifndef PORTERD_CONFIG_H
+#define PORTERD_CONFIG_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "addr.h"
+
+enum builtin {
+	BUILTIN_NONE = 0,
+	BUILTIN_ECHO,
+	BUILTIN_DISCARD,
+	BUILTIN_DAYTIME,
+	BUILTIN_CHARGEN,
+	BUILTIN_TIME,
+};
+
+/* Per-connection variables spawn adds after a service's prebuilt environment. */
+#define CONFIG_ENV_SLOTS 8
+
+#define CONFIG_DEFAULT_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+#define CONFIG_DEFAULT_MAX_CHILDREN 256
+
+struct where {
+	const char	*file;
+	int		 line;
+};
+
+struct service {
+	char		*name;
+	struct where	 at;		/* its [section] line */
+	struct where	 listen_at;
+	struct addr	 listen;
+	int		 socktype;	/* SOCK_STREAM or SOCK_DGRAM */
+	int		 wait;
+	int		 enabled;
+	char		*exec;
+	char	       **argv;
+	enum builtin	 builtin;
+
+	int		 set_user;	/* user given: setgroups/setgid/setuid */
+	int		 set_group;	/* group given */
+	uid_t		 uid;
+	gid_t		 gid;
+	gid_t		*groups;	/* supplementary groups, resolved at load */
+	int		 ngroups;
+	char		*user, *group;	/* as written */
+
+	/* PATH, env keys, PORTERD_SERVICE, then CONFIG_ENV_SLOTS free slots and NULL. */
+	char	       **envp;
+	size_t		 envp_base;
+
+	int		 socket_owner;	/* socket_user or socket_group given */
+	uid_t		 socket_uid;
+	gid_t		 socket_gid;
+	char		*socket_user, *socket_group;
+	mode_t		 socket_mode;
+
+	int		 backlog;
+	unsigned	 max_children;
+};
+
+struct config {
+	struct service	*svc;
+	size_t		 nsvc;
+	char	       **files;		/* paths the wheres point into */
+	size_t		 nfiles;
+};
+
+struct config_errors {
+	char	**msg;
+	size_t	  n;
+};
+
+/*
+ * Read every *.conf in dir in lexical order. On success returns the table (which
+ * may hold no service). On any error returns NULL and every error is in errs.
+ * Files that are not read are reported to `skipped` when it is not NULL.
+ */
+struct config *config_load(const char *dir, struct config_errors *errs, FILE *skipped);
+void config_free(struct config *cf);
+void config_errors_free(struct config_errors *errs);
+/* Print the effective table in services.d syntax (-T). */
+void config_dump(const struct config *cf, FILE *out);
+const char *config_builtin_name(enum builtin b);
+
+#endif

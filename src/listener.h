@@ -1,0 +1,33 @@
+/* listener: one listening (or datagram) socket and its identity. */
+#ifndef PORTERD_LISTENER_H
+#define PORTERD_LISTENER_H
+
+#include <sys/types.h>
+
+#include "addr.h"
+#include "config.h"
+
+struct listener {
+	int		 refs;
+	int		 fd;		/* -1 once closed */
+	int		 socktype;
+	struct addr	 addr;
+	pid_t		 wait_pid;	/* wait = yes: the handler holding it, else 0 */
+	long long	 paused_until;	/* back-off after EMFILE or a failed fork (monotonic ms) */
+};
+
+/*
+ * Open, bind and listen for service s. Returns the listener, or NULL with a
+ * message "listen ADDRESS: what failed: why" in err.
+ */
+struct listener *listener_open(const struct service *s, char *err, size_t errlen);
+/* Same socket identity as s wants (protocol, family, address, port or path). */
+int listener_matches(const struct listener *l, const struct service *s);
+/* Take on the settings of s that need no new socket: backlog, blocking mode, unix owner and mode. */
+int listener_update(struct listener *l, const struct service *s, char *err, size_t errlen);
+/* Close the socket (and remove a unix socket's file); the struct lives while referenced. */
+void listener_close(struct listener *l);
+struct listener *listener_ref(struct listener *l);
+void listener_unref(struct listener *l);
+
+#endif

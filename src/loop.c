@@ -1,0 +1,337 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "builtins.h"
+#include "children.h"
+#include "log.h"
+#include "loop.h"
+#include "spawn.h"
+
+/* Connections taken from one listener per wakeup: a burst drains, no listener starves. */
+#define ACCEPT_BURST 16
+/* Back-off of a listener when the process is out of fds or cannot fork. */
+#define PAUSE_EMFILE_MS 1000
+#define PAUSE_FORK_MS 250
+
+static const int caught[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+#define NCAUGHT (int)(sizeof(caught) / sizeof(*caught))
+
+static int selfpipe[2] = { -1, -1 };
+static volatile sig_atomic_t pending[NSIG];
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	pending[sig] = 1;
+	/* Full pipe: a wakeup is already on its way, and the flag is set. */
+	(void)!write(selfpipe[1], "", 1);
+	errno = saved;
+}
+
+int
+loop_init(void)
+{
+	struct sigaction sa;
+	int sigs[NCAUGHT + 1];
+
+	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigfillset(&sa.sa_mask);
+	for (int i = 0; i < NCAUGHT; i++) {
+		if (sigaction(caught[i], &sa, NULL) < 0)
+			return -1;
+		sigs[i] = caught[i];
+	}
+	/* porterd writes to sockets its clients may have closed. */
+	signal(SIGPIPE, SIG_IGN);
+	sigs[NCAUGHT] = SIGPIPE;
+	spawn_set_daemon_signals(sigs, NCAUGHT + 1);
+	return 0;
+}
+
+static int
+take_signal(int sig)
+{
+	if (!pending[sig])
+		return 0;
+	pending[sig] = 0;
+	return 1;
+}
+
+static void
+reap(void)
+{
+	struct child c;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct timespec now;
+		double secs;
+
+		if (children_take(pid, &c) < 0)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		secs = (double)(now.tv_sec - c.started.tv_sec) +
+		    (double)(now.tv_nsec - c.started.tv_nsec) / 1e9;
+		c.st->running--;
+		if (c.wait_lst != NULL) {
+			c.wait_lst->wait_pid = 0;
+			listener_unref(c.wait_lst);
+		}
+		if (WIFSIGNALED(status))
+			log_limited(&c.st->lim_signal, LOG_WARNING,
+			    "%s: pid %ld killed by signal %d (%s) after %.3f s", c.st->name,
+			    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), secs);
+		else
+			log_debug("%s: pid %ld exited with status %d after %.3f s",
+			    c.st->name, (long)pid, WEXITSTATUS(status), secs);
+		svc_state_unref(c.st);
+	}
+}
+
+static void
+reload(struct table **tab, const char *dir)
+{
+	struct config_errors errs = { NULL, 0 };
+	long long t0 = log_now_ms();
+	struct config *cf;
+	struct table *next;
+	char err[512];
+
+	log_info("reloading %s", dir);
+	if ((cf = config_load(dir, &errs, NULL)) == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_err("%s", errs.msg[i]);
+		log_err("reload failed with %zu error%s; the running configuration is "
+		    "unchanged", errs.n, errs.n == 1 ? "" : "s");
+		config_errors_free(&errs);
+		return;
+	}
+	if ((next = table_build(cf, *tab, err, sizeof(err))) == NULL) {
+		log_err("%s", err);
+		log_err("reload failed; the running configuration is unchanged");
+		config_free(cf);
+		return;
+	}
+	table_retire(*tab, next);
+	*tab = next;
+	log_info("reloaded %zu service%s in %lld ms", next->n, next->n == 1 ? "" : "s",
+	    log_now_ms() - t0);
+}
+
+static void
+status_dump(const struct table *tab)
+{
+	log_info("status: %zu services, %zu handlers alive", tab->n, children_count());
+	for (size_t i = 0; i < tab->n; i++) {
+		const struct slot *sl = &tab->slot[i];
+		char text[ADDR_TEXT_MAX];
+
+		addr_format(&sl->svc->listen, text, sizeof(text));
+		log_info("status: %s %s %s running=%u accepted=%lu failed=%lu", sl->svc->name,
+		    text, sl->lst == NULL ? "disabled" : sl->lst->wait_pid ? "waiting" :
+		    sl->st->running >= sl->svc->max_children ? "paused" : "listening",
+		    sl->st->running, sl->st->accepted, sl->st->failed);
+	}
+}
+
+static void
+pause_listener(struct listener *l, long long ms)
+{
+	l->paused_until = log_now_ms() + ms;
+}
+
+static void
+spawn_failed(const struct slot *sl, const char *err)
+{
+	int e = errno;
+
+	sl->st->failed++;
+	log_limited(&sl->st->lim_fail, LOG_ERR, "%s: %s", sl->svc->name, err);
+	if (e == EAGAIN || e == ENOMEM)
+		pause_listener(sl->lst, PAUSE_FORK_MS);
+}
+
+static void
+track(const struct slot *sl, pid_t pid, struct listener *wait_lst)
+{
+	if (children_add(pid, sl->st, wait_lst) < 0) {
+		/* Untracked, it is still reaped; only its slot is not counted. */
+		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
+		    (long)pid, strerror(errno));
+		return;
+	}
+	sl->st->running++;
+}
+
+static void
+serve_wait(const struct slot *sl)
+{
+	struct conn c = { .fd = sl->lst->fd, .peerlen = 0 };
+	char err[512];
+	pid_t pid;
+
+	if ((pid = spawn_handler(sl->svc, &c, err, sizeof(err))) < 0) {
+		spawn_failed(sl, err);
+		/* Else the same datagram wakes us again at once, and again. */
+		if (sl->svc->socktype == SOCK_DGRAM)
+			(void)!recv(sl->lst->fd, err, 1, MSG_DONTWAIT);
+		pause_listener(sl->lst, PAUSE_FORK_MS);
+		return;
+	}
+	sl->st->accepted++;
+	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
+	sl->lst->wait_pid = pid;
+	track(sl, pid, sl->lst);
+}
+
+static void
+serve_stream(const struct slot *sl)
+{
+	const struct service *s = sl->svc;
+
+	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children; i++) {
+		struct conn c;
+		char err[512];
+		pid_t pid;
+
+		c.peerlen = sizeof(c.peer);
+		c.fd = accept4(sl->lst->fd, (struct sockaddr *)&c.peer, &c.peerlen, SOCK_CLOEXEC);
+		if (c.fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_limited(&sl->st->lim_fail, LOG_ERR, "%s: accept: %s; pausing "
+				    "for %d ms", s->name, strerror(errno), PAUSE_EMFILE_MS);
+				pause_listener(sl->lst, PAUSE_EMFILE_MS);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED && errno != EPROTO) {
+				log_limited(&sl->st->lim_fail, LOG_ERR, "%s: accept: %s", s->name,
+				    strerror(errno));
+			}
+			return;
+		}
+		if (s->listen.family == AF_UNIX)
+			c.peerlen = 1;	/* a peer, without an address: SO_PEERCRED tells who */
+		sl->st->accepted++;
+		if (log_verbose()) {
+			char ip[ADDR_IP_MAX] = "unix";
+			unsigned port = 0;
+
+			addr_ntop((struct sockaddr *)&c.peer, ip, sizeof(ip), &port);
+			log_info("%s: connection from %s%s%s:%u", s->name,
+			    strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "", port);
+		}
+		if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
+			builtin_stream_now(s->builtin, c.fd);
+		} else if (s->builtin != BUILTIN_NONE) {
+			if ((pid = spawn_builtin(s, c.fd, builtin_stream_child)) < 0) {
+				snprintf(err, sizeof(err), "fork: %s", strerror(errno));
+				spawn_failed(sl, err);
+			} else {
+				track(sl, pid, NULL);
+			}
+		} else if ((pid = spawn_handler(s, &c, err, sizeof(err))) < 0) {
+			spawn_failed(sl, err);
+		} else {
+			log_debug("%s: -> pid %ld", s->name, (long)pid);
+			track(sl, pid, NULL);
+		}
+		/* The handler has its copy; ours goes on every path. */
+		close(c.fd);
+		if (sl->lst->paused_until != 0)
+			return;
+	}
+}
+
+static void
+serve(const struct slot *sl)
+{
+	if (sl->svc->wait)
+		serve_wait(sl);
+	else if (sl->svc->socktype == SOCK_DGRAM)
+		sl->st->accepted += (unsigned long)builtin_dgram(sl->svc->builtin, sl->lst->fd);
+	else
+		serve_stream(sl);
+}
+
+void
+loop_run(struct table **tab, const char *dir)
+{
+	struct pollfd *pfd = NULL;
+	const struct slot **who = NULL;
+	size_t cap = 0;
+
+	for (;;) {
+		long long now = log_now_ms(), wake = -1;
+		int timeout, r;
+		size_t n = 0;
+
+		if (cap < (*tab)->n + 1) {
+			cap = (*tab)->n + 1;
+			pfd = realloc(pfd, cap * sizeof(*pfd));
+			who = realloc(who, cap * sizeof(*who));
+			if (pfd == NULL || who == NULL)
+				abort();
+		}
+		pfd[n].fd = selfpipe[0];
+		pfd[n].events = POLLIN;
+		who[n++] = NULL;
+		for (size_t i = 0; i < (*tab)->n; i++) {
+			const struct slot *sl = &(*tab)->slot[i];
+			struct listener *l = sl->lst;
+
+			if (l == NULL || l->wait_pid != 0 || sl->st->running >= sl->svc->max_children)
+				continue;
+			if (l->paused_until > now) {
+				if (wake < 0 || l->paused_until < wake)
+					wake = l->paused_until;
+				continue;
+			}
+			l->paused_until = 0;
+			pfd[n].fd = l->fd;
+			pfd[n].events = POLLIN;
+			who[n++] = sl;
+		}
+		timeout = wake < 0 ? -1 : (int)(wake - now);
+		r = poll(pfd, (nfds_t)n, timeout);
+		if (r < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			continue;
+		}
+		if (r > 0 && pfd[0].revents != 0) {
+			char buf[64];
+
+			while (read(selfpipe[0], buf, sizeof(buf)) > 0)
+				;
+		}
+		if (take_signal(SIGCHLD))
+			reap();
+		if (take_signal(SIGTERM) || take_signal(SIGINT))
+			break;
+		if (take_signal(SIGHUP)) {
+			reload(tab, dir);
+			continue;	/* `who` points into the old table */
+		}
+		if (take_signal(SIGUSR1))
+			status_dump(*tab);
+		for (size_t i = 1; r > 0 && i < n; i++)
+			if (pfd[i].revents != 0)
+				serve(who[i]);
+	}
+	free(pfd);
+	free(who);
+}

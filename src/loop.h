@@ -1,0 +1,12 @@
+/* loop: the poll loop. Signals, accepts, spawns, reaps and reloads happen here. */
+#ifndef PORTERD_LOOP_H
+#define PORTERD_LOOP_H
+
+#include "table.h"
+
+/* Install the signal handlers and their self-pipe. 0, or -1 with errno. */
+int loop_init(void);
+/* Serve *tab until SIGTERM or SIGINT; a reload of `dir` replaces *tab. */
+void loop_run(struct table **tab, const char *dir);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * porterd: an inetd-style super-server. This file only wires the modules
+ * together: options, start-up, daemonizing, the pid file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "children.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "table.h"
+
+#ifndef PORTERD_SERVICES_DIR
+#define PORTERD_SERVICES_DIR "/etc/porterd/services.d"
+#endif
+
+/* Exit codes: 1 bad configuration, 100 usage, 111 system trouble at start. */
+#define EXIT_CONFIG 1
+#define EXIT_USAGE 100
+#define EXIT_SYSTEM 111
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: porterd [-f] [-d DIR] [-p PIDFILE] [-t | -T] [-v] [-V]\n");
+	exit(EXIT_USAGE);
+}
+
+/* Handlers expect 0, 1 and 2 to be open; and so do our own dup2 calls. */
+static void
+open_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			exit(EXIT_SYSTEM);
+}
+
+/* Whatever dispositions and mask we were started with are not for handlers. */
+static void
+reset_signals(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static char *
+absolute(const char *path)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		abs = strdup(path);
+	else if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	if (abs == NULL)
+		exit(EXIT_SYSTEM);
+	return abs;
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		fprintf(stderr, "porterd: fork: %s\n", strerror(errno));
+		exit(EXIT_SYSTEM);
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+}
+
+static int
+write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir_arg = PORTERD_SERVICES_DIR;
+	char *dir, *pidfile = NULL;
+	int foreground = 0, check = 0, dump = 0, verbose = 0, c;
+	struct config_errors errs = { NULL, 0 };
+	struct config *cf;
+	struct table *tab;
+	char err[512];
+
+	while ((c = getopt(argc, argv, "d:fp:tTvV")) != -1) {
+		switch (c) {
+		case 'd': dir_arg = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'p': pidfile = absolute(optarg); break;
+		case 't': check = 1; break;
+		case 'T': check = dump = 1; break;
+		case 'v': verbose = 1; break;
+		case 'V': printf("porterd %s\n", PACKAGE_VERSION); return 0;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	open_std_fds();
+	reset_signals();
+	/* Strays inherited from whoever started us must not reach a handler. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	umask(022);
+	dir = absolute(dir_arg);
+	log_open(1, verbose);
+
+	cf = config_load(dir, &errs, check ? stderr : NULL);
+	if (cf == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		fprintf(stderr, "porterd: %s: %zu error%s\n", dir, errs.n, errs.n == 1 ? "" : "s");
+		config_errors_free(&errs);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		if (dump)
+			config_dump(cf, stdout);
+		config_free(cf);
+		free(dir);
+		return 0;
+	}
+
+	/* Sockets before daemonizing, so that "address in use" reaches the terminal. */
+	if ((tab = table_build(cf, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "porterd: %s\n", err);
+		return EXIT_SYSTEM;
+	}
+	if (loop_init() < 0) {
+		fprintf(stderr, "porterd: signals: %s\n", strerror(errno));
+		return EXIT_SYSTEM;
+	}
+	if (!foreground)
+		daemonize();
+	if (chdir("/") < 0)
+		exit(EXIT_SYSTEM);
+	log_open(foreground, verbose);
+	if (pidfile != NULL && write_pidfile(pidfile) < 0) {
+		log_err("pid file %s: %s", pidfile, strerror(errno));
+		return EXIT_SYSTEM;
+	}
+	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
+
+	loop_run(&tab, dir);
+
+	log_info("stopping; %zu handler%s left to finish", children_count(),
+	    children_count() == 1 ? "" : "s");
+	table_retire(tab, NULL);
+	children_clear();
+	if (pidfile != NULL)
+		unlink(pidfile);
+	free(pidfile);
+	free(dir);
+	return 0;
+}

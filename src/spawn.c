@@ -1,0 +1,205 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "spawn.h"
+
+static int daemon_sigs[16];
+static int ndaemon_sigs;
+
+void
+spawn_set_daemon_signals(const int *sigs, int n)
+{
+	ndaemon_sigs = n < 16 ? n : 16;
+	memcpy(daemon_sigs, sigs, (size_t)ndaemon_sigs * sizeof(int));
+}
+
+/* Room for the per-connection variables; filled before fork, read by the child. */
+static char connvar[CONFIG_ENV_SLOTS][160];
+
+static void
+fill_env(const struct service *s, const struct conn *c)
+{
+	char **envp = s->envp + s->envp_base;
+	size_t n = 0;
+
+	if (s->listen.family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const void *)&s->listen.ss;
+
+		snprintf(connvar[n++], sizeof(*connvar), "PROTO=IPC");
+		snprintf(connvar[n++], sizeof(*connvar), "IPCLOCALPATH=%s", sun->sun_path);
+		if (c->peerlen != 0) {
+			struct ucred cred;
+			socklen_t len = sizeof(cred);
+
+			if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+				snprintf(connvar[n++], sizeof(*connvar), "IPCREMOTEEUID=%u",
+				    (unsigned)cred.uid);
+				snprintf(connvar[n++], sizeof(*connvar), "IPCREMOTEEGID=%u",
+				    (unsigned)cred.gid);
+			}
+		}
+	} else {
+		struct sockaddr_storage local;
+		socklen_t len = sizeof(local);
+		char ip[ADDR_IP_MAX];
+		unsigned port;
+
+		snprintf(connvar[n++], sizeof(*connvar), "PROTO=%s",
+		    s->socktype == SOCK_DGRAM ? "UDP" : "TCP");
+		if (c->peerlen != 0 && addr_ntop((const struct sockaddr *)&c->peer, ip,
+		    sizeof(ip), &port) == 0) {
+			snprintf(connvar[n++], sizeof(*connvar), "TCPREMOTEIP=%s", ip);
+			snprintf(connvar[n++], sizeof(*connvar), "TCPREMOTEPORT=%u", port);
+		}
+		/* The listen address is exact unless it is a wildcard; ask the socket. */
+		if (getsockname(c->fd, (struct sockaddr *)&local, &len) == 0 &&
+		    addr_ntop((const struct sockaddr *)&local, ip, sizeof(ip), &port) == 0) {
+			snprintf(connvar[n++], sizeof(*connvar), "TCPLOCALIP=%s", ip);
+			snprintf(connvar[n++], sizeof(*connvar), "TCPLOCALPORT=%u", port);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		envp[i] = connvar[i];
+	envp[n] = NULL;
+}
+
+/* What a child reports through the error pipe when it cannot exec. */
+struct child_error {
+	int		 step;
+	int		 err;
+};
+
+static const char *const step_names[] = {
+	"setsid", "dup2", "setgroups", "setgid", "setuid", "exec",
+};
+
+enum { STEP_SETSID, STEP_DUP2, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_EXEC };
+
+/*
+ * The child between fork and exec: only system calls, in the order that keeps
+ * privileges for as long as they are needed and no longer.
+ */
+static int
+child_setup(const struct service *s, int fd, int keep_fd)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int i = 0; i < ndaemon_sigs; i++)
+		sigaction(daemon_sigs[i], &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setsid() < 0)
+		return STEP_SETSID;
+	for (int target = 0; target <= 2; target++)
+		if (dup2(fd, target) < 0)
+			return STEP_DUP2;
+	/* Everything else goes at exec: listeners, the self-pipe, inherited strays. */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int i = 3; i < 65536; i++)
+			if (i != keep_fd)
+				(void)fcntl(i, F_SETFD, FD_CLOEXEC);
+	}
+	if (s->set_user || s->set_group) {
+		if (setgroups((size_t)s->ngroups, s->groups) < 0)
+			return STEP_SETGROUPS;
+		if (setgid(s->gid) < 0)
+			return STEP_SETGID;
+		if (s->set_user && setuid(s->uid) < 0)
+			return STEP_SETUID;
+	}
+	return -1;
+}
+
+pid_t
+spawn_handler(const struct service *s, const struct conn *c, char *err, size_t errlen)
+{
+	struct child_error ce;
+	sigset_t all, saved;
+	int pfd[2], status;
+	ssize_t r;
+	pid_t pid;
+
+	fill_env(s, c);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	/* No porterd signal handler may run in the child before it resets them. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved);
+	pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		ce.step = child_setup(s, c->fd, pfd[1]);
+		if (ce.step < 0) {
+			execve(s->exec, s->argv, s->envp);
+			ce.step = STEP_EXEC;
+		}
+		ce.err = errno;
+		(void)!write(pfd[1], &ce, sizeof(ce));
+		_exit(127);
+	}
+	ce.err = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	close(pfd[1]);
+	if (pid < 0) {
+		close(pfd[0]);
+		snprintf(err, errlen, "fork: %s", strerror(ce.err));
+		errno = ce.err;
+		return -1;
+	}
+	/* EOF: the exec closed the pipe. A record: the child failed and exits. */
+	do
+		r = read(pfd[0], &ce, sizeof(ce));
+	while (r < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (r == (ssize_t)sizeof(ce)) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		snprintf(err, errlen, "%s%s%s: %s", step_names[ce.step],
+		    ce.step == STEP_EXEC ? " " : "", ce.step == STEP_EXEC ? s->exec : "",
+		    strerror(ce.err));
+		errno = ce.err;
+		return -1;
+	}
+	return pid;
+}
+
+pid_t
+spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd))
+{
+	sigset_t all, saved;
+	pid_t pid;
+	int e;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved);
+	pid = fork();
+	if (pid == 0) {
+		/* A child of porterd that never execs: shed every other fd by hand. */
+		if (child_setup(s, fd, -1) >= 0)
+			_exit(111);
+		if (fd > 3)
+			close_range(3, (unsigned)fd - 1, 0);
+		close_range((unsigned)fd + 1, ~0U, 0);
+		fn(s->builtin, fd);
+		_exit(0);
+	}
+	e = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	errno = e;
+	return pid;
+}

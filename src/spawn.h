@@ -1,0 +1,32 @@
+/* spawn: start a handler process for a connection, with its fds, environment and ids. */
+#ifndef PORTERD_SPAWN_H
+#define PORTERD_SPAWN_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct conn {
+	int			 fd;		/* goes on the handler's fds 0, 1 and 2 */
+	struct sockaddr_storage	 peer;
+	socklen_t		 peerlen;	/* 0: no peer (wait = yes) */
+};
+
+/* Signals porterd catches or ignores; the only ones a child has to put back. */
+void spawn_set_daemon_signals(const int *sigs, int n);
+
+/*
+ * Fork and exec s's handler on c. Returns the pid once the handler has been
+ * exec'd, or -1 with "what failed: why" in err (fork, or a step in the child
+ * such as the exec itself; that child is then already reaped).
+ */
+pid_t spawn_handler(const struct service *s, const struct conn *c, char *err, size_t errlen);
+
+/*
+ * Fork a child of porterd that keeps only c->fd and runs fn on it, with s's ids
+ * (stream builtins). Returns the pid, or -1 with errno.
+ */
+pid_t spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd));
+
+#endif

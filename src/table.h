@@ -1,0 +1,51 @@
+/*
+ * table: the running service table. A configuration plus, for each service, its
+ * listener and its runtime state. A reload builds a new table from the old one,
+ * keeping every socket whose identity did not change.
+ */
+#ifndef PORTERD_TABLE_H
+#define PORTERD_TABLE_H
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+
+/* What outlives a reload of a service of the same name. */
+struct svc_state {
+	int		 refs;
+	char		*name;
+	unsigned	 running;	/* handlers alive */
+	unsigned long	 accepted;
+	unsigned long	 failed;	/* fork or exec failed */
+	struct log_limit lim_fail;	/* fork, exec, accept trouble */
+	struct log_limit lim_signal;	/* handlers killed by a signal */
+};
+
+struct slot {
+	const struct service	*svc;
+	struct listener		*lst;	/* NULL when the service is disabled */
+	struct svc_state	*st;
+};
+
+struct table {
+	struct config	*cf;
+	struct slot	*slot;
+	size_t		 n;
+};
+
+/*
+ * Build the table for cf, taking over the sockets of `old` (may be NULL) that
+ * have the same identity. On failure nothing of old is changed, every socket
+ * this call opened is closed, the error is in err, and NULL is returned (cf is
+ * then still the caller's).
+ */
+struct table *table_build(struct config *cf, const struct table *old, char *err,
+    size_t errlen);
+/*
+ * Free a table that `next` replaced (next may be NULL at exit): close the sockets
+ * next does not use.
+ */
+void table_retire(struct table *old, const struct table *next);
+void svc_state_unref(struct svc_state *st);
+
+#endif
