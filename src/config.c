@@ -371,8 +371,9 @@ read_dir(struct raw *raw, const char *dir, FILE *skipped)
 			free(path);
 		} else if (!is_conf_name(name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
 			if (skipped != NULL)
-				fprintf(skipped, "%s: skipped (%s)\n", path, is_conf_name(name) ?
-				    "not a regular file" : "not named *.conf");
+				fprintf(skipped, "%s: skipped (%s)\n", path, name[0] == '.' ?
+				    "hidden file" : is_conf_name(name) ? "not a regular file" :
+				    "not named *.conf");
 			free(path);
 		} else {
 			cf->files = realloc(cf->files, (cf->nfiles + 1) * sizeof(*cf->files));
@@ -972,6 +973,59 @@ check_addresses(struct config *cf, struct config_errors *errs)
 	}
 }
 
+/* Errors come from several passes; an admin reads them best in file and line order. */
+struct err_order {
+	char	*msg;
+	size_t	 seq;
+	size_t	 pathlen;	/* of "PATH" in "PATH:LINE: text" */
+	long	 line;
+};
+
+static int
+err_cmp(const void *a, const void *b)
+{
+	const struct err_order *x = a, *y = b;
+	size_t n = x->pathlen < y->pathlen ? x->pathlen : y->pathlen;
+	int c = strncmp(x->msg, y->msg, n);
+
+	if (c != 0)
+		return c;
+	if (x->pathlen != y->pathlen)
+		return x->pathlen < y->pathlen ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+errs_sort(struct config_errors *errs)
+{
+	struct err_order *o = calloc(errs->n + 1, sizeof(*o));
+
+	if (o == NULL)
+		return;
+	for (size_t i = 0; i < errs->n; i++) {
+		char *sep = strstr(errs->msg[i], ": "), *colon;
+
+		o[i].msg = errs->msg[i];
+		o[i].seq = i;
+		o[i].pathlen = sep ? (size_t)(sep - errs->msg[i]) : 0;
+		o[i].line = 0;
+		for (colon = sep; colon != NULL && colon > errs->msg[i]; colon--)
+			if (*colon == ':' && colon != sep)
+				break;
+		if (colon != NULL && colon > errs->msg[i] && *colon == ':' &&
+		    strspn(colon + 1, "0123456789") == (size_t)(sep - colon - 1) && sep > colon + 1) {
+			o[i].pathlen = (size_t)(colon - errs->msg[i]);
+			o[i].line = strtol(colon + 1, NULL, 10);
+		}
+	}
+	qsort(o, errs->n, sizeof(*o), err_cmp);
+	for (size_t i = 0; i < errs->n; i++)
+		errs->msg[i] = o[i].msg;
+	free(o);
+}
+
 struct config *
 config_load(const char *dir, struct config_errors *errs, FILE *skipped)
 {
@@ -1027,6 +1081,7 @@ config_load(const char *dir, struct config_errors *errs, FILE *skipped)
 	check_addresses(cf, errs);
 	raw_free(&raw);
 	if (errs->n > 0) {
+		errs_sort(errs);
 		config_free(cf);
 		return NULL;
 	}

@@ -113,7 +113,7 @@ main(int argc, char **argv)
 {
 	const char *dir_arg = PORTERD_SERVICES_DIR;
 	char *dir, *pidfile = NULL;
-	int foreground = 0, check = 0, dump = 0, verbose = 0, c;
+	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
 	struct config_errors errs = { NULL, 0 };
 	struct config *cf;
 	struct table *tab;
@@ -148,24 +148,28 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s\n", errs.msg[i]);
 		fprintf(stderr, "porterd: %s: %zu error%s\n", dir, errs.n, errs.n == 1 ? "" : "s");
 		config_errors_free(&errs);
-		return EXIT_CONFIG;
+		status = EXIT_CONFIG;
+		goto out;
 	}
 	if (check) {
 		if (dump)
 			config_dump(cf, stdout);
 		config_free(cf);
-		free(dir);
-		return 0;
+		goto out;
 	}
 
 	/* Sockets before daemonizing, so that "address in use" reaches the terminal. */
 	if ((tab = table_build(cf, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "porterd: %s\n", err);
-		return EXIT_SYSTEM;
+		config_free(cf);
+		status = EXIT_SYSTEM;
+		goto out;
 	}
 	if (loop_init() < 0) {
 		fprintf(stderr, "porterd: signals: %s\n", strerror(errno));
-		return EXIT_SYSTEM;
+		table_retire(tab, NULL);
+		status = EXIT_SYSTEM;
+		goto out;
 	}
 	if (!foreground)
 		daemonize();
@@ -174,7 +178,11 @@ main(int argc, char **argv)
 	log_open(foreground, verbose);
 	if (pidfile != NULL && write_pidfile(pidfile) < 0) {
 		log_err("pid file %s: %s", pidfile, strerror(errno));
-		return EXIT_SYSTEM;
+		table_retire(tab, NULL);
+		free(pidfile);
+		pidfile = NULL;
+		status = EXIT_SYSTEM;
+		goto out;
 	}
 	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
 
@@ -186,7 +194,8 @@ main(int argc, char **argv)
 	children_clear();
 	if (pidfile != NULL)
 		unlink(pidfile);
+out:
 	free(pidfile);
 	free(dir);
-	return 0;
+	return status;
 }
