@@ -131,9 +131,14 @@ reflector_risk(const struct sockaddr_storage *ss)
 int
 builtin_dgram(enum builtin b, int fd)
 {
-	static unsigned chargen_seed = 1;
-	char in[2048], out[512];
+	static unsigned chargen_seed;
+	/* The largest datagram, so that echo gives back all it got (RFC 862). */
+	static char in[65536];
+	char out[512];
 	int n;
+
+	if (chargen_seed == 0)
+		chargen_seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16) ^ 1u;
 
 	for (n = 0; n < DGRAM_BURST; n++) {
 		struct sockaddr_storage from;

@@ -144,7 +144,8 @@ status_dump(const struct table *tab)
 		addr_format(&sl->svc->listen, text, sizeof(text));
 		log_info("status: %s %s %s running=%u accepted=%lu failed=%lu", sl->svc->name,
 		    text, sl->lst == NULL ? "disabled" : sl->lst->wait_pid ? "waiting" :
-		    sl->st->running >= sl->svc->max_children ? "paused" : "listening",
+		    sl->st->running >= sl->svc->max_children ? "paused" :
+		    sl->lst->paused_until > log_now_ms() ? "backing-off" : "listening",
 		    sl->st->running, sl->st->accepted, sl->st->failed);
 	}
 }
@@ -178,6 +179,29 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst)
 	sl->st->running++;
 }
 
+/*
+ * A wait handler could not be started: what woke us would wake us again at
+ * once, forever. Drop the datagrams waiting (each would fail the same way), or
+ * close the connection waiting, so that its client is not left hanging.
+ */
+static void
+drop_pending(struct listener *l)
+{
+	char byte;
+
+	if (l->socktype == SOCK_DGRAM) {
+		for (int i = 0; i < 64 && recv(l->fd, &byte, 1, MSG_DONTWAIT) >= 0; i++)
+			;
+	} else {
+		/* The socket of a wait service blocks: accept only what is there. */
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		int fd;
+
+		if (poll(&p, 1, 0) == 1 && (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			close(fd);
+	}
+}
+
 static void
 serve_wait(const struct slot *sl)
 {
@@ -187,9 +211,7 @@ serve_wait(const struct slot *sl)
 
 	if ((pid = spawn_handler(sl->svc, &c, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
-		/* Else the same datagram wakes us again at once, and again. */
-		if (sl->svc->socktype == SOCK_DGRAM)
-			(void)!recv(sl->lst->fd, err, 1, MSG_DONTWAIT);
+		drop_pending(sl->lst);
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 		return;
 	}
@@ -197,6 +219,27 @@ serve_wait(const struct slot *sl)
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
 	track(sl, pid, sl->lst);
+}
+
+/* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
+static void
+log_connection(const struct service *s, const struct conn *c, pid_t pid)
+{
+	char ip[ADDR_IP_MAX] = "local", peer[ADDR_TEXT_MAX];
+	unsigned port = 0;
+
+	if (s->listen.family == AF_UNIX)
+		snprintf(peer, sizeof(peer), "unix");
+	else if (addr_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip), &port) == 0)
+		snprintf(peer, sizeof(peer), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	else
+		snprintf(peer, sizeof(peer), "?");
+	if (pid > 0)
+		log_info("%s: %s -> pid %ld", s->name, peer, (long)pid);
+	else if (pid == 0)
+		log_info("%s: %s -> builtin %s", s->name, peer, config_builtin_name(s->builtin));
+	else
+		log_info("%s: %s -> failed", s->name, peer);
 }
 
 static void
@@ -227,16 +270,9 @@ serve_stream(const struct slot *sl)
 		if (s->listen.family == AF_UNIX)
 			c.peerlen = 1;	/* a peer, without an address: SO_PEERCRED tells who */
 		sl->st->accepted++;
-		if (log_verbose()) {
-			char ip[ADDR_IP_MAX] = "unix";
-			unsigned port = 0;
-
-			addr_ntop((struct sockaddr *)&c.peer, ip, sizeof(ip), &port);
-			log_info("%s: connection from %s%s%s:%u", s->name,
-			    strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "", port);
-		}
 		if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
 			builtin_stream_now(s->builtin, c.fd);
+			pid = 0;
 		} else if (s->builtin != BUILTIN_NONE) {
 			if ((pid = spawn_builtin(s, c.fd, builtin_stream_child)) < 0) {
 				snprintf(err, sizeof(err), "fork: %s", strerror(errno));
@@ -247,9 +283,10 @@ serve_stream(const struct slot *sl)
 		} else if ((pid = spawn_handler(s, &c, err, sizeof(err))) < 0) {
 			spawn_failed(sl, err);
 		} else {
-			log_debug("%s: -> pid %ld", s->name, (long)pid);
 			track(sl, pid, NULL);
 		}
+		if (log_verbose())
+			log_connection(s, &c, pid);
 		/* The handler has its copy; ours goes on every path. */
 		close(c.fd);
 		if (sl->lst->paused_until != 0)

@@ -203,7 +203,7 @@ class ServeTest(unittest.TestCase):
             s.connect(("127.0.0.1", port))
             me = s.getsockname()[1]
             s.recv(1)
-        p.wait_log("v: connection from 127.0.0.1:%d" % me)
+        p.wait_log("v: 127.0.0.1:%d -> pid " % me)
         p.wait_log("exited with status 3 after")
 
     def test_quiet_without_v(self):
@@ -214,7 +214,7 @@ class ServeTest(unittest.TestCase):
         for _ in range(5):
             talk(port)
         wait_until(lambda: not p.children(), what="children reaped")
-        self.assertNotIn("connection from", p.log())
+        self.assertNotIn(" -> pid ", p.log())
         self.assertNotIn("exited with status", p.log())
 
     def test_pidfile_and_clean_stop(self):
