@@ -806,8 +806,8 @@ finish_service(struct build *b, const struct section *sec)
 			size_t idx = key_index(unix_only[i]);
 
 			if (b->own[idx] && b->set_at[idx].line != 0)
-				errs_add(b->errs, &b->set_at[idx], "%s applies only to unix: "
-				    "sockets", unix_only[i]);
+				errs_add(b->errs, &b->set_at[idx], "%s applies only to unix "
+				    "sockets (listen = unix:PATH)", unix_only[i]);
 		}
 	}
 	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;

@@ -70,7 +70,8 @@ absolute(const char *path)
 	return abs;
 }
 
-static void
+/* Returns in the daemon; nonzero in the parent, which is to exit at once. */
+static int
 daemonize(void)
 {
 	pid_t pid = fork();
@@ -81,7 +82,7 @@ daemonize(void)
 		exit(EXIT_SYSTEM);
 	}
 	if (pid > 0)
-		_exit(0);
+		return 1;
 	setsid();
 	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
 		dup2(fd, 0);
@@ -89,6 +90,7 @@ daemonize(void)
 		dup2(fd, 2);
 		close(fd);
 	}
+	return 0;
 }
 
 static int
@@ -171,8 +173,12 @@ main(int argc, char **argv)
 		status = EXIT_SYSTEM;
 		goto out;
 	}
-	if (!foreground)
-		daemonize();
+	if (!foreground && daemonize()) {
+		/* The sockets are the daemon's now: nothing to close or unlink here. */
+		free(pidfile);
+		free(dir);
+		_exit(0);
+	}
 	if (chdir("/") < 0)
 		exit(EXIT_SYSTEM);
 	log_open(foreground, verbose);

@@ -112,7 +112,8 @@ child_setup(const struct service *s, int fd, int keep_fd)
 			if (i != keep_fd)
 				(void)fcntl(i, F_SETFD, FD_CLOEXEC);
 	}
-	if (s->set_user || s->set_group) {
+	/* Not root: config_load made sure the ids asked for are porterd's own. */
+	if ((s->set_user || s->set_group) && geteuid() == 0) {
 		if (setgroups((size_t)s->ngroups, s->groups) < 0)
 			return STEP_SETGROUPS;
 		if (setgid(s->gid) < 0)
