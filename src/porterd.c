@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -43,15 +44,26 @@ open_std_fds(void)
 			exit(EXIT_SYSTEM);
 }
 
-/* Whatever dispositions and mask we were started with are not for handlers. */
+/*
+ * Whatever dispositions and mask we were started with are not for handlers: an
+ * ignored signal stays ignored across exec. glibc refuses to touch the two
+ * real-time signals it reserves (32 and 33), so those go through the system
+ * call itself; an all-zero kernel sigaction is SIG_DFL whatever its layout.
+ */
 static void
 reset_signals(void)
 {
 	sigset_t none;
 
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (signal(sig, SIG_DFL) == SIG_ERR && errno == EINVAL) {
+			unsigned long zero[16] = { 0 };
+
+			(void)syscall(SYS_rt_sigaction, sig, zero, NULL, (size_t)(NSIG / 8));
+		}
+	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
