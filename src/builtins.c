@@ -129,8 +129,10 @@ reflector_risk(const struct sockaddr_storage *ss)
 }
 
 int
-builtin_dgram(enum builtin b, int fd)
+builtin_dgram(enum builtin b, int fd, int (*admit)(void *ctx, const struct sockaddr *from),
+    void *ctx)
 {
+	int answered = 0;
 	static unsigned chargen_seed;
 	/* The largest datagram, so that echo gives back all it got (RFC 862). */
 	static char in[65536];
@@ -149,7 +151,10 @@ builtin_dgram(enum builtin b, int fd)
 		r = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
 		if (r < 0)
 			break;
-		if (b == BUILTIN_DISCARD || reflector_risk(&from))
+		if (reflector_risk(&from) || !admit(ctx, (struct sockaddr *)&from))
+			continue;
+		answered++;
+		if (b == BUILTIN_DISCARD)
 			continue;
 		switch (b) {
 		case BUILTIN_ECHO:
@@ -176,5 +181,5 @@ builtin_dgram(enum builtin b, int fd)
 		}
 		sendto(fd, out, len, MSG_DONTWAIT, (struct sockaddr *)&from, fromlen);
 	}
-	return n;
+	return answered;
 }

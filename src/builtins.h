@@ -15,9 +15,11 @@ void builtin_stream_now(enum builtin b, int fd);
 void builtin_stream_child(enum builtin b, int fd);
 /*
  * Answer the datagrams waiting on fd (at most a few per call, so one busy
- * service cannot starve the others). Returns how many were read.
+ * service cannot starve the others); admit() says whether a sender may have an
+ * answer. Returns how many were answered.
  */
-int builtin_dgram(enum builtin b, int fd);
+int builtin_dgram(enum builtin b, int fd, int (*admit)(void *ctx, const struct sockaddr *from),
+    void *ctx);
 
 /* Line `n` of the chargen pattern: 72 characters then CR LF (74 bytes). */
 void builtin_chargen_line(unsigned n, char out[74]);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "children.h"
 
@@ -41,22 +42,31 @@ grow_table(void)
 	return 0;
 }
 
-int
+struct child *
 children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst)
 {
 	size_t i;
 
 	if ((count + 1) * 2 > cap && grow_table() < 0)
-		return -1;
+		return NULL;
 	for (i = slot_of(pid); tab[i].pid != 0; i = (i + 1) & (cap - 1))
 		;
+	memset(&tab[i], 0, sizeof(tab[i]));
 	tab[i].pid = pid;
 	tab[i].st = st;
 	st->refs++;
 	tab[i].wait_lst = wait_lst != NULL ? listener_ref(wait_lst) : NULL;
 	clock_gettime(CLOCK_MONOTONIC, &tab[i].started);
 	count++;
-	return 0;
+	return &tab[i];
+}
+
+void
+children_foreach(void (*fn)(struct child *c, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < cap; i++)
+		if (tab[i].pid != 0)
+			fn(&tab[i], ctx);
 }
 
 int

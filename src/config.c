@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
@@ -395,6 +396,7 @@ struct build {
 	struct config_errors	*errs;
 	struct where		 set_at[32];	/* per key index; line 0 = not given */
 	int			 own[32];	/* given in the service's own section */
+	int			 cur_own;	/* the entry being applied is the service's own */
 	char			*args;		/* args as written, split at the end */
 };
 
@@ -501,21 +503,30 @@ set_enabled(struct build *b, const char *v, const char **why)
 	return 0;
 }
 
+/* Whether it exists is checked once chroot is known (check_exec). */
 static int
 set_exec(struct build *b, const char *v, const char **why)
 {
-	struct stat st;
-
 	if (v[0] != '/')
 		return *why = "must be an absolute path", -1;
-	if (stat(v, &st) < 0)
+	free(b->svc->exec);
+	b->svc->exec = xstrdup(v);
+	return 0;
+}
+
+static int
+check_exec(const struct service *s, const char **why)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s%s", s->chroot ? s->chroot : "", s->exec);
+	if (stat(path, &st) < 0)
 		return *why = strerror(errno), -1;
 	if (!S_ISREG(st.st_mode))
 		return *why = "not a regular file", -1;
-	if (access(v, X_OK) < 0)
+	if (access(path, X_OK) < 0)
 		return *why = "not executable", -1;
-	free(b->svc->exec);
-	b->svc->exec = xstrdup(v);
 	return 0;
 }
 
@@ -631,6 +642,187 @@ set_max_children(struct build *b, const char *v, const char **why)
 	return 0;
 }
 
+
+/* An own list replaces an inherited one; more lines of the same section add to it. */
+static int
+set_acl(struct build *b, struct acl *acl, int idx_own, const char *v, const char **why)
+{
+	if (b->cur_own && !b->own[idx_own])
+		acl_free(acl);
+	return acl_parse(acl, v, why);
+}
+
+static size_t key_index(const char *name);
+
+static int
+set_allow(struct build *b, const char *v, const char **why)
+{
+	return set_acl(b, &b->svc->allow, (int)key_index("allow"), v, why);
+}
+
+static int
+set_deny(struct build *b, const char *v, const char **why)
+{
+	return set_acl(b, &b->svc->deny, (int)key_index("deny"), v, why);
+}
+
+static int
+set_uint_key(unsigned *out, const char *v, unsigned long min, unsigned long max,
+    const char **why, const char *range)
+{
+	unsigned long n;
+
+	if (parse_uint(v, max, &n) < 0 || n < min)
+		return *why = range, -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int
+set_max_per_source(struct build *b, const char *v, const char **why)
+{
+	return set_uint_key(&b->svc->max_per_source, v, 0, 1000000, why,
+	    "expected a number from 0 (no limit) to 1000000");
+}
+
+static int
+set_source_prefix4(struct build *b, const char *v, const char **why)
+{
+	return set_uint_key(&b->svc->source_prefix4, v, 1, 32, why,
+	    "expected a prefix length from 1 to 32");
+}
+
+static int
+set_source_prefix6(struct build *b, const char *v, const char **why)
+{
+	return set_uint_key(&b->svc->source_prefix6, v, 1, 128, why,
+	    "expected a prefix length from 1 to 128");
+}
+
+static int
+set_rate(struct build *b, const char *v, const char **why)
+{
+	return rate_parse(v, &b->svc->rate, why);
+}
+
+static int
+set_source_rate(struct build *b, const char *v, const char **why)
+{
+	return rate_parse(v, &b->svc->source_rate, why);
+}
+
+static int
+set_timeout(struct build *b, const char *v, const char **why)
+{
+	return set_uint_key(&b->svc->timeout, v, 0, 31536000, why,
+	    "expected seconds, 0 (none) to 31536000");
+}
+
+static int
+set_chroot(struct build *b, const char *v, const char **why)
+{
+	struct stat st;
+
+	if (v[0] != '/')
+		return *why = "must be an absolute path", -1;
+	if (stat(v, &st) < 0)
+		return *why = strerror(errno), -1;
+	if (!S_ISDIR(st.st_mode))
+		return *why = "not a directory", -1;
+	free(b->svc->chroot);
+	/* "/" is no chroot at all; keep exec paths simple. */
+	b->svc->chroot = strcmp(v, "/") == 0 ? NULL : xstrdup(v);
+	return 0;
+}
+
+static int
+set_umask(struct build *b, const char *v, const char **why)
+{
+	char *end;
+	unsigned long m = strtoul(v, &end, 8);
+
+	if (*v < '0' || *v > '7' || *end != '\0' || m > 0777)
+		return *why = "expected an octal mask such as 027", -1;
+	b->svc->umask = (int)m;
+	return 0;
+}
+
+static int
+set_nice(struct build *b, const char *v, const char **why)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (end == v || *end != '\0' || n < -20 || n > 19)
+		return *why = "expected a number from -20 to 19", -1;
+	b->svc->nice = (int)n;
+	b->svc->set_nice = 1;
+	return 0;
+}
+
+const int config_rlimit_resource[4] = { RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC };
+
+/* A number with an optional K, M or G (powers of 1024), or "unlimited". */
+static int
+set_rlimit(struct build *b, int which, const char *v, const char **why)
+{
+	struct rlim_key *r = &b->svc->rlimit[which];
+	unsigned long long n;
+	char *end;
+
+	if (strcmp(v, "unlimited") == 0 || strcmp(v, "infinity") == 0) {
+		r->set = 1;
+		r->value = RLIM_INFINITY;
+		return 0;
+	}
+	if (!isdigit((unsigned char)*v))
+		return *why = "expected a number (K, M or G may follow) or unlimited", -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	switch (*end) {
+	case 'K': n <<= 10; end++; break;
+	case 'M': n <<= 20; end++; break;
+	case 'G': n <<= 30; end++; break;
+	}
+	if (errno != 0 || *end != '\0')
+		return *why = "expected a number (K, M or G may follow) or unlimited", -1;
+	r->set = 1;
+	r->value = (rlim_t)n;
+	return 0;
+}
+
+static int
+set_rlimit_nofile(struct build *b, const char *v, const char **why)
+{
+	return set_rlimit(b, CONFIG_RLIMIT_NOFILE, v, why);
+}
+
+static int
+set_rlimit_as(struct build *b, const char *v, const char **why)
+{
+	return set_rlimit(b, CONFIG_RLIMIT_AS, v, why);
+}
+
+static int
+set_rlimit_cpu(struct build *b, const char *v, const char **why)
+{
+	return set_rlimit(b, CONFIG_RLIMIT_CPU, v, why);
+}
+
+static int
+set_rlimit_nproc(struct build *b, const char *v, const char **why)
+{
+	return set_rlimit(b, CONFIG_RLIMIT_NPROC, v, why);
+}
+
+static int
+set_no_new_privs(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->no_new_privs) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
 static const char *const reserved_env[] = {
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO", "IPCLOCALPATH",
@@ -689,6 +881,22 @@ static const struct key keys[] = {
 	{ "socket_mode", set_socket_mode, 0, 0 },
 	{ "backlog", set_backlog, 0, 0 },
 	{ "max_children", set_max_children, 0, 0 },
+	{ "allow", set_allow, 1, 0 },
+	{ "deny", set_deny, 1, 0 },
+	{ "max_per_source", set_max_per_source, 0, 0 },
+	{ "source_prefix4", set_source_prefix4, 0, 0 },
+	{ "source_prefix6", set_source_prefix6, 0, 0 },
+	{ "rate", set_rate, 0, 0 },
+	{ "source_rate", set_source_rate, 0, 0 },
+	{ "timeout", set_timeout, 0, 0 },
+	{ "chroot", set_chroot, 0, 0 },
+	{ "umask", set_umask, 0, 0 },
+	{ "nice", set_nice, 0, 0 },
+	{ "rlimit_nofile", set_rlimit_nofile, 0, 0 },
+	{ "rlimit_as", set_rlimit_as, 0, 0 },
+	{ "rlimit_cpu", set_rlimit_cpu, 0, 0 },
+	{ "rlimit_nproc", set_rlimit_nproc, 0, 0 },
+	{ "no_new_privs", set_no_new_privs, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 32, "struct build holds 32 keys");
@@ -747,6 +955,7 @@ apply_entries(struct build *b, const struct section *sec, int own,
 			continue;
 		}
 		seen[idx] = 1;
+		b->cur_own = own;
 		if (k->set(b, value, &why) < 0)
 			errs_add(errs, &e->at, "%s = %s: %s", e->key, e->value, why);
 		if (!e->cont) {
@@ -811,6 +1020,33 @@ finish_service(struct build *b, const struct section *sec)
 		}
 	}
 	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;
+	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
+	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)
+		errs_add(b->errs, key_at(b, "exec"), "exec = %s%s: %s", s->chroot ?
+		    s->chroot : "", s->exec, why);
+	if (s->chroot != NULL && s->exec == NULL)
+		errs_add(b->errs, key_at(b, "chroot"), "chroot applies to exec, not to builtin");
+	if (s->chroot != NULL && geteuid() != 0)
+		errs_add(b->errs, key_at(b, "chroot"), "porterd is not running as root and "
+		    "cannot chroot");
+	{
+		/* Controls on clients need porterd to see the clients. */
+		static const char *const per_client[] = { "allow", "deny", "max_per_source",
+			"source_rate" };
+		const char *why_not = s->wait ? "a wait = yes handler receives its clients "
+		    "itself" : s->listen.family == AF_UNIX ? "unix socket clients have no "
+		    "address" : NULL;
+
+		const int in_force[] = { s->allow.n > 0, s->deny.n > 0, s->max_per_source != 0,
+			s->source_rate.n != 0 };
+
+		/* An inherited one only matters where it would be a false promise. */
+		for (size_t i = 0; why_not != NULL && i < 4; i++)
+			if (in_force[i] && (at = key_at(b, per_client[i])) != NULL &&
+			    (s->wait || b->own[key_index(per_client[i])]))
+				errs_add(b->errs, at, "%s cannot apply to [%s]: %s", per_client[i],
+				    s->name, why_not);
+	}
 
 	/* Privileges: resolve everything now; the child only makes system calls. */
 	if (s->set_user || s->set_group) {
@@ -903,6 +1139,10 @@ service_init(struct service *s, const struct section *sec)
 	s->socket_mode = 0660;
 	s->backlog = SOMAXCONN;
 	s->max_children = CONFIG_DEFAULT_MAX_CHILDREN;
+	s->source_prefix4 = 32;
+	s->source_prefix6 = 64;
+	s->umask = -1;
+	s->no_new_privs = 1;
 }
 
 static void
@@ -916,6 +1156,9 @@ service_free(struct service *s)
 	free(s->group);
 	free(s->socket_user);
 	free(s->socket_group);
+	free(s->chroot);
+	acl_free(&s->allow);
+	acl_free(&s->deny);
 	if (s->envp != NULL)
 		for (size_t i = 0; i < s->envp_base; i++)
 			free(s->envp[i]);
@@ -1109,6 +1352,55 @@ dump_args(FILE *out, char **argv)
 	fputc('\n', out);
 }
 
+static void
+dump_rlimit(FILE *out, const char *key, const struct rlim_key *r)
+{
+	if (!r->set)
+		return;
+	if (r->value == RLIM_INFINITY)
+		fprintf(out, "%s = unlimited\n", key);
+	else
+		fprintf(out, "%s = %llu\n", key, (unsigned long long)r->value);
+}
+
+static void
+dump_limits(FILE *out, const struct service *s)
+{
+	char list[4096];
+
+	if (s->allow.n > 0) {
+		list[0] = '\0';
+		acl_format(&s->allow, list, sizeof(list));
+		fprintf(out, "allow = %s\n", list);
+	}
+	if (s->deny.n > 0) {
+		list[0] = '\0';
+		acl_format(&s->deny, list, sizeof(list));
+		fprintf(out, "deny = %s\n", list);
+	}
+	fprintf(out, "max_per_source = %u\n", s->max_per_source);
+	fprintf(out, "source_prefix4 = %u\n", s->source_prefix4);
+	fprintf(out, "source_prefix6 = %u\n", s->source_prefix6);
+	if (s->rate.n != 0)
+		fprintf(out, "rate = %u/%u\n", s->rate.n, s->rate.secs);
+	if (s->source_rate.n != 0)
+		fprintf(out, "source_rate = %u/%u\n", s->source_rate.n, s->source_rate.secs);
+	fprintf(out, "timeout = %u\n", s->timeout);
+	if (s->exec == NULL)
+		return;
+	if (s->chroot != NULL)
+		fprintf(out, "chroot = %s\n", s->chroot);
+	if (s->umask >= 0)
+		fprintf(out, "umask = %03o\n", (unsigned)s->umask);
+	if (s->set_nice)
+		fprintf(out, "nice = %d\n", s->nice);
+	dump_rlimit(out, "rlimit_nofile", &s->rlimit[CONFIG_RLIMIT_NOFILE]);
+	dump_rlimit(out, "rlimit_as", &s->rlimit[CONFIG_RLIMIT_AS]);
+	dump_rlimit(out, "rlimit_cpu", &s->rlimit[CONFIG_RLIMIT_CPU]);
+	dump_rlimit(out, "rlimit_nproc", &s->rlimit[CONFIG_RLIMIT_NPROC]);
+	fprintf(out, "no_new_privs = %s\n", s->no_new_privs ? "yes" : "no");
+}
+
 void
 config_dump(const struct config *cf, FILE *out)
 {
@@ -1147,5 +1439,6 @@ config_dump(const struct config *cf, FILE *out)
 		}
 		fprintf(out, "backlog = %d\n", s->backlog);
 		fprintf(out, "max_children = %u\n", s->max_children);
+		dump_limits(out, s);
 	}
 }

@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include <sys/resource.h>
+
+#include "acl.h"
 #include "addr.h"
+#include "ratelimit.h"
 
 enum builtin {
 	BUILTIN_NONE = 0,
@@ -62,7 +66,28 @@ struct service {
 
 	int		 backlog;
 	unsigned	 max_children;
+
+	/* Admission, checked before any fork. */
+	struct acl	 allow, deny;
+	unsigned	 max_per_source;	/* 0: no limit */
+	unsigned	 source_prefix4, source_prefix6;
+	struct rate	 rate, source_rate;	/* n == 0: no limit */
+	int		 limits_source;		/* max_per_source or source_rate set */
+
+	/* The handler's sandbox. */
+	unsigned	 timeout;		/* seconds; 0: none */
+	char		*chroot;
+	int		 umask;			/* -1: porterd's */
+	int		 set_nice, nice;
+	struct rlim_key {
+		int	 set;
+		rlim_t	 value;
+	}		 rlimit[4];		/* CONFIG_RLIMIT_* */
+	int		 no_new_privs;
 };
+
+enum { CONFIG_RLIMIT_NOFILE, CONFIG_RLIMIT_AS, CONFIG_RLIMIT_CPU, CONFIG_RLIMIT_NPROC };
+extern const int config_rlimit_resource[4];
 
 struct config {
 	struct service	*svc;

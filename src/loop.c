@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,11 +21,16 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* timeout: SIGKILL this long after SIGTERM. */
+#define TIMEOUT_KILL_MS 5000
 
 static const int caught[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
 #define NCAUGHT (int)(sizeof(caught) / sizeof(*caught))
 
 static int selfpipe[2] = { -1, -1 };
+static unsigned max_total = UINT_MAX;	/* -c: handlers alive in the whole daemon */
+static size_t timed_children;		/* children with a timeout */
+static long long next_timer_ms;		/* earliest timeout to act on; 0: none */
 static volatile sig_atomic_t pending[NSIG];
 
 static void
@@ -88,6 +94,14 @@ reap(void)
 		secs = (double)(now.tv_sec - c.started.tv_sec) +
 		    (double)(now.tv_nsec - c.started.tv_nsec) / 1e9;
 		c.st->running--;
+		if (c.has_src) {
+			struct source *src = sources_find(c.st->id, &c.src);
+
+			if (src != NULL && src->active > 0)
+				src->active--;
+		}
+		if (c.deadline_ms != 0)
+			timed_children--;
 		if (c.wait_lst != NULL) {
 			c.wait_lst->wait_pid = 0;
 			listener_unref(c.wait_lst);
@@ -168,15 +182,157 @@ spawn_failed(const struct slot *sl, const char *err)
 }
 
 static void
-track(const struct slot *sl, pid_t pid, struct listener *wait_lst)
+track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src)
 {
-	if (children_add(pid, sl->st, wait_lst) < 0) {
+	struct child *c = children_add(pid, sl->st, wait_lst);
+
+	if (c == NULL) {
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
 		    (long)pid, strerror(errno));
 		return;
 	}
 	sl->st->running++;
+	if (src != NULL) {
+		struct source *e = sources_find(sl->st->id, src);
+
+		if (e != NULL) {
+			e->active++;
+			c->has_src = 1;
+			c->src = *src;
+		}
+	}
+	if (sl->svc->timeout != 0) {
+		c->deadline_ms = log_now_ms() + (long long)sl->svc->timeout * 1000;
+		timed_children++;
+		if (next_timer_ms == 0 || c->deadline_ms < next_timer_ms)
+			next_timer_ms = c->deadline_ms;
+	}
+}
+
+/* ---- timeouts ---- */
+
+struct timer_scan {
+	long long	 now, next;
+};
+
+static void
+check_timeout(struct child *c, void *ctx)
+{
+	struct timer_scan *ts = ctx;
+	long long due;
+
+	if (c->deadline_ms == 0)
+		return;
+	if (c->kill_ms == 0 && ts->now >= c->deadline_ms) {
+		/* The handler leads its own process group: this reaches its children too. */
+		kill(-c->pid, SIGTERM);
+		c->kill_ms = ts->now + TIMEOUT_KILL_MS;
+		c->st->timed_out++;
+		log_info("%s: pid %ld timed out; sent SIGTERM", c->st->name, (long)c->pid);
+	} else if (c->kill_ms != 0 && ts->now >= c->kill_ms) {
+		kill(-c->pid, SIGKILL);
+		c->kill_ms = ts->now + TIMEOUT_KILL_MS;	/* again, should it still linger */
+		log_info("%s: pid %ld still there; sent SIGKILL", c->st->name, (long)c->pid);
+	}
+	due = c->kill_ms != 0 ? c->kill_ms : c->deadline_ms;
+	if (ts->next == 0 || due < ts->next)
+		ts->next = due;
+}
+
+static void
+run_timers(long long now)
+{
+	struct timer_scan ts = { now, 0 };
+
+	if (timed_children == 0) {
+		next_timer_ms = 0;
+		return;
+	}
+	if (next_timer_ms == 0 || now < next_timer_ms)
+		return;
+	children_foreach(check_timeout, &ts);
+	next_timer_ms = ts.next;
+}
+
+/* ---- admission ---- */
+
+static void
+peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char ip[ADDR_IP_MAX];
+	unsigned port;
+
+	if (addr_ntop(sa, ip, sizeof(ip), &port) == 0)
+		snprintf(buf, len, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	else
+		snprintf(buf, len, "?");
+}
+
+static void
+refuse(const struct slot *sl, enum refusal why, const struct sockaddr *peer)
+{
+	char text[ADDR_TEXT_MAX];
+
+	sl->st->refused[why]++;
+	if (sl->st->lim_refused[why].next_ms > log_now_ms()) {
+		sl->st->lim_refused[why].suppressed++;
+		return;
+	}
+	peer_text(peer, text, sizeof(text));
+	log_limited(&sl->st->lim_refused[why], LOG_NOTICE, "%s: refused %s (%s)",
+	    sl->svc->name, text, refusal_names[why]);
+}
+
+/*
+ * May this client have a handler now? Returns REFUSE_N if so, with *key set
+ * and *counted when its source is to be counted. Cheapest and per-client
+ * checks first: a flood from one source must not use up the service's rate.
+ */
+static enum refusal
+admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, int *counted)
+{
+	const struct service *s = sl->svc;
+	long long now;
+
+	*counted = 0;
+	if (s->allow.n > 0 && !acl_match(&s->allow, peer))
+		return REFUSE_ACL;
+	if (s->deny.n > 0 && acl_match(&s->deny, peer))
+		return REFUSE_ACL;
+	if (!s->limits_source && s->rate.n == 0)
+		return REFUSE_N;
+	now = log_now_ms();
+	if (s->limits_source && acl_source_key(peer, s->source_prefix4, s->source_prefix6,
+	    key) == 0) {
+		struct source *src = sources_get(sl->st->id, key, now);
+
+		if (src == NULL)
+			return REFUSE_PER_SOURCE;	/* no room to count it */
+		if (s->max_per_source != 0 && src->active >= s->max_per_source)
+			return REFUSE_PER_SOURCE;
+		if (!rate_take(&src->bucket, &s->source_rate, now))
+			return REFUSE_SOURCE_RATE;
+		*counted = s->max_per_source != 0;
+	}
+	if (!rate_take(&sl->st->bucket, &s->rate, now))
+		return REFUSE_RATE;
+	return REFUSE_N;
+}
+
+/* For UDP builtins: one datagram at a time. */
+static int
+admit_datagram(void *ctx, const struct sockaddr *from)
+{
+	const struct slot *sl = ctx;
+	struct srckey key;
+	int counted;
+	enum refusal why = admit(sl, from, &key, &counted);
+
+	if (why == REFUSE_N)
+		return 1;
+	refuse(sl, why, from);
+	return 0;
 }
 
 /*
@@ -209,6 +365,15 @@ serve_wait(const struct slot *sl)
 	char err[512];
 	pid_t pid;
 
+	/* A wait service's rate counts handlers started, not clients. */
+	if (!rate_take(&sl->st->bucket, &sl->svc->rate, log_now_ms())) {
+		sl->st->refused[REFUSE_RATE]++;
+		log_limited(&sl->st->lim_refused[REFUSE_RATE], LOG_NOTICE, "%s: handler not "
+		    "started (rate)", sl->svc->name);
+		drop_pending(sl->lst);
+		pause_listener(sl->lst, PAUSE_FORK_MS);
+		return;
+	}
 	if ((pid = spawn_handler(sl->svc, &c, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);
@@ -218,7 +383,7 @@ serve_wait(const struct slot *sl)
 	sl->st->accepted++;
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
-	track(sl, pid, sl->lst);
+	track(sl, pid, sl->lst, NULL);
 }
 
 /* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
@@ -247,10 +412,14 @@ serve_stream(const struct slot *sl)
 {
 	const struct service *s = sl->svc;
 
-	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children; i++) {
+	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
+	    children_count() < max_total; i++) {
+		struct srckey key;
+		int counted = 0;
 		struct conn c;
 		char err[512];
 		pid_t pid;
+		enum refusal why;
 
 		c.peerlen = sizeof(c.peer);
 		c.fd = accept4(sl->lst->fd, (struct sockaddr *)&c.peer, &c.peerlen, SOCK_CLOEXEC);
@@ -267,8 +436,14 @@ serve_stream(const struct slot *sl)
 			}
 			return;
 		}
-		if (s->listen.family == AF_UNIX)
+		if (s->listen.family == AF_UNIX) {
 			c.peerlen = 1;	/* a peer, without an address: SO_PEERCRED tells who */
+		} else if ((why = admit(sl, (struct sockaddr *)&c.peer, &key, &counted)) !=
+		    REFUSE_N) {
+			refuse(sl, why, (struct sockaddr *)&c.peer);
+			close(c.fd);
+			continue;
+		}
 		sl->st->accepted++;
 		if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
 			builtin_stream_now(s->builtin, c.fd);
@@ -278,12 +453,12 @@ serve_stream(const struct slot *sl)
 				snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 				spawn_failed(sl, err);
 			} else {
-				track(sl, pid, NULL);
+				track(sl, pid, NULL, counted ? &key : NULL);
 			}
 		} else if ((pid = spawn_handler(s, &c, err, sizeof(err))) < 0) {
 			spawn_failed(sl, err);
 		} else {
-			track(sl, pid, NULL);
+			track(sl, pid, NULL, counted ? &key : NULL);
 		}
 		if (log_verbose())
 			log_connection(s, &c, pid);
@@ -300,22 +475,37 @@ serve(const struct slot *sl)
 	if (sl->svc->wait)
 		serve_wait(sl);
 	else if (sl->svc->socktype == SOCK_DGRAM)
-		sl->st->accepted += (unsigned long)builtin_dgram(sl->svc->builtin, sl->lst->fd);
+		sl->st->accepted += (unsigned long)builtin_dgram(sl->svc->builtin, sl->lst->fd,
+		    admit_datagram, (void *)sl);
 	else
 		serve_stream(sl);
 }
 
-void
-loop_run(struct table **tab, const char *dir)
+/* A service whose connections need a child of porterd (so -c applies to it). */
+static int
+spawns(const struct service *s)
 {
+	return s->builtin == BUILTIN_NONE ||
+	    (s->socktype == SOCK_STREAM && !builtin_is_immediate(s->builtin));
+}
+
+void
+loop_run(struct table **tab, const char *dir, unsigned max_handlers)
+{
+	if (max_handlers != 0)
+		max_total = max_handlers;
 	struct pollfd *pfd = NULL;
 	const struct slot **who = NULL;
 	size_t cap = 0;
 
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
-		int timeout, r;
+		int timeout, r, full = children_count() >= max_total;
 		size_t n = 0;
+
+		run_timers(now);
+		if (next_timer_ms != 0)
+			wake = next_timer_ms;
 
 		if (cap < (*tab)->n + 1) {
 			cap = (*tab)->n + 1;
@@ -331,7 +521,8 @@ loop_run(struct table **tab, const char *dir)
 			const struct slot *sl = &(*tab)->slot[i];
 			struct listener *l = sl->lst;
 
-			if (l == NULL || l->wait_pid != 0 || sl->st->running >= sl->svc->max_children)
+			if (l == NULL || l->wait_pid != 0 || sl->st->running >= sl->svc->max_children ||
+			    (full && spawns(sl->svc)))
 				continue;
 			if (l->paused_until > now) {
 				if (wake < 0 || l->paused_until < wake)
@@ -343,7 +534,7 @@ loop_run(struct table **tab, const char *dir)
 			pfd[n].events = POLLIN;
 			who[n++] = sl;
 		}
-		timeout = wake < 0 ? -1 : (int)(wake - now);
+		timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
 		r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));

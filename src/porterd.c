@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "ratelimit.h"
 #include "table.h"
 
 #ifndef PORTERD_SERVICES_DIR
@@ -31,7 +32,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: porterd [-f] [-d DIR] [-p PIDFILE] [-t | -T] [-v] [-V]\n");
+	fprintf(stderr, "usage: porterd [-f] [-c MAX] [-d DIR] [-p PIDFILE] [-t | -T] [-v] [-V]\n");
 	exit(EXIT_USAGE);
 }
 
@@ -128,13 +129,23 @@ main(int argc, char **argv)
 	const char *dir_arg = PORTERD_SERVICES_DIR;
 	char *dir, *pidfile = NULL;
 	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
+	unsigned max_handlers = 0;
 	struct config_errors errs = { NULL, 0 };
 	struct config *cf;
 	struct table *tab;
 	char err[512];
 
-	while ((c = getopt(argc, argv, "d:fp:tTvV")) != -1) {
+	while ((c = getopt(argc, argv, "c:d:fp:tTvV")) != -1) {
 		switch (c) {
+		case 'c': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (*optarg < '0' || *optarg > '9' || *end != '\0' || n == 0 || n > 1000000)
+				usage();
+			max_handlers = (unsigned)n;
+			break;
+		}
 		case 'd': dir_arg = optarg; break;
 		case 'f': foreground = 1; break;
 		case 'p': pidfile = absolute(optarg); break;
@@ -204,12 +215,13 @@ main(int argc, char **argv)
 	}
 	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
 
-	loop_run(&tab, dir);
+	loop_run(&tab, dir, max_handlers);
 
 	log_info("stopping; %zu handler%s left to finish", children_count(),
 	    children_count() == 1 ? "" : "s");
 	table_retire(tab, NULL);
 	children_clear();
+	sources_clear();
 	if (pidfile != NULL)
 		unlink(pidfile);
 out:

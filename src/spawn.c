@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,10 +83,14 @@ struct child_error {
 };
 
 static const char *const step_names[] = {
-	"setsid", "dup2", "setgroups", "setgid", "setuid", "exec",
+	"setsid", "dup2", "setrlimit", "setpriority", "chroot", "setgroups", "setgid",
+	"setuid", "no_new_privs", "exec",
 };
 
-enum { STEP_SETSID, STEP_DUP2, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_EXEC };
+enum {
+	STEP_SETSID, STEP_DUP2, STEP_RLIMIT, STEP_NICE, STEP_CHROOT, STEP_SETGROUPS,
+	STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
+};
 
 /*
  * The child between fork and exec: only system calls, in the order that keeps
@@ -112,6 +119,19 @@ child_setup(const struct service *s, int fd, int keep_fd)
 			if (i != keep_fd)
 				(void)fcntl(i, F_SETFD, FD_CLOEXEC);
 	}
+	/* Limits while we still may raise them; chroot while we still may call it. */
+	for (int i = 0; i < 4; i++) {
+		struct rlimit rl = { s->rlimit[i].value, s->rlimit[i].value };
+
+		if (s->rlimit[i].set && setrlimit(config_rlimit_resource[i], &rl) < 0)
+			return STEP_RLIMIT;
+	}
+	if (s->set_nice && setpriority(PRIO_PROCESS, 0, s->nice) < 0)
+		return STEP_NICE;
+	if (s->umask >= 0)
+		umask((mode_t)s->umask);
+	if (s->chroot != NULL && (chroot(s->chroot) < 0 || chdir("/") < 0))
+		return STEP_CHROOT;
 	/* Not root: config_load made sure the ids asked for are porterd's own. */
 	if ((s->set_user || s->set_group) && geteuid() == 0) {
 		if (setgroups((size_t)s->ngroups, s->groups) < 0)
@@ -121,6 +141,9 @@ child_setup(const struct service *s, int fd, int keep_fd)
 		if (s->set_user && setuid(s->uid) < 0)
 			return STEP_SETUID;
 	}
+	/* Last: no setuid program the handler runs can give back what was dropped. */
+	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && errno != EINVAL)
+		return STEP_NO_NEW_PRIVS;
 	return -1;
 }
 

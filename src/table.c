@@ -5,6 +5,11 @@
 #include "log.h"
 #include "table.h"
 
+const char *const refusal_names[REFUSE_N] = {
+	[REFUSE_ACL] = "acl", [REFUSE_PER_SOURCE] = "per_source",
+	[REFUSE_SOURCE_RATE] = "source_rate", [REFUSE_RATE] = "rate",
+};
+
 void
 svc_state_unref(struct svc_state *st)
 {
@@ -24,9 +29,12 @@ state_for(const struct service *s, const struct table *old)
 			old->slot[i].st->refs++;
 			return old->slot[i].st;
 		}
+	static uint64_t next_id;
+
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->name = strdup(s->name)) == NULL)
 		abort();
 	st->refs = 1;
+	st->id = ++next_id;
 	return st;
 }
 

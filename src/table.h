@@ -9,16 +9,32 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "ratelimit.h"
+
+/* Why a connection was closed without a handler. */
+enum refusal {
+	REFUSE_ACL,		/* allow / deny */
+	REFUSE_PER_SOURCE,	/* max_per_source */
+	REFUSE_SOURCE_RATE,	/* source_rate */
+	REFUSE_RATE,		/* rate */
+	REFUSE_N
+};
+extern const char *const refusal_names[REFUSE_N];
 
 /* What outlives a reload of a service of the same name. */
 struct svc_state {
 	int		 refs;
+	uint64_t	 id;		/* unique for the life of the process */
 	char		*name;
 	unsigned	 running;	/* handlers alive */
 	unsigned long	 accepted;
 	unsigned long	 failed;	/* fork or exec failed */
 	struct log_limit lim_fail;	/* fork, exec, accept trouble */
 	struct log_limit lim_signal;	/* handlers killed by a signal */
+	struct bucket	 bucket;	/* rate */
+	unsigned long	 refused[REFUSE_N];
+	struct log_limit lim_refused[REFUSE_N];
+	unsigned long	 timed_out;
 };
 
 struct slot {
