@@ -156,11 +156,15 @@ status_dump(const struct table *tab)
 		char text[ADDR_TEXT_MAX];
 
 		addr_format(&sl->svc->listen, text, sizeof(text));
-		log_info("status: %s %s %s running=%u accepted=%lu failed=%lu", sl->svc->name,
+		log_info("status: %s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
+		    "per_source:%lu,source_rate:%lu,rate:%lu timed_out=%lu", sl->svc->name,
 		    text, sl->lst == NULL ? "disabled" : sl->lst->wait_pid ? "waiting" :
 		    sl->st->running >= sl->svc->max_children ? "paused" :
 		    sl->lst->paused_until > log_now_ms() ? "backing-off" : "listening",
-		    sl->st->running, sl->st->accepted, sl->st->failed);
+		    sl->st->running, sl->st->accepted, sl->st->failed,
+		    sl->st->refused[REFUSE_ACL], sl->st->refused[REFUSE_PER_SOURCE],
+		    sl->st->refused[REFUSE_SOURCE_RATE], sl->st->refused[REFUSE_RATE],
+		    sl->st->timed_out);
 	}
 }
 
@@ -179,6 +183,8 @@ spawn_failed(const struct slot *sl, const char *err)
 	log_limited(&sl->st->lim_fail, LOG_ERR, "%s: %s", sl->svc->name, err);
 	if (e == EAGAIN || e == ENOMEM)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
+	else if (e == EMFILE || e == ENFILE)
+		pause_listener(sl->lst, PAUSE_EMFILE_MS);
 }
 
 static void
