@@ -18,6 +18,7 @@ struct child {
 	struct srckey		 src;
 	long long		 deadline_ms;	/* timeout: SIGTERM then; 0: none */
 	long long		 kill_ms;	/* SIGKILL then, once SIGTERM went; 0: not yet */
+	char			 peer[48];	/* -v: the client, for the exit line */
 };
 
 /*

@@ -542,6 +542,7 @@ set_args(struct build *b, const char *v, const char **why)
 static const char *const builtin_names[] = {
 	[BUILTIN_ECHO] = "echo", [BUILTIN_DISCARD] = "discard", [BUILTIN_DAYTIME] = "daytime",
 	[BUILTIN_CHARGEN] = "chargen", [BUILTIN_TIME] = "time",
+	[BUILTIN_STATUS] = "status", [BUILTIN_METRICS] = "metrics",
 };
 
 const char *
@@ -559,7 +560,7 @@ set_builtin(struct build *b, const char *v, const char **why)
 			b->svc->builtin = (enum builtin)i;
 			return 0;
 		}
-	return *why = "expected echo, discard, daytime, chargen or time", -1;
+	return *why = "expected echo, discard, daytime, chargen, time, status or metrics", -1;
 }
 
 static int
@@ -823,6 +824,20 @@ set_no_new_privs(struct build *b, const char *v, const char **why)
 	return 0;
 }
 
+static int
+set_stderr(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "socket") == 0)
+		b->svc->stderr_mode = STDERR_SOCKET;
+	else if (strcmp(v, "log") == 0)
+		b->svc->stderr_mode = STDERR_LOG;
+	else if (strcmp(v, "null") == 0)
+		b->svc->stderr_mode = STDERR_NULL;
+	else
+		return *why = "expected socket, log or null", -1;
+	return 0;
+}
+
 static const char *const reserved_env[] = {
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO", "IPCLOCALPATH",
@@ -897,6 +912,7 @@ static const struct key keys[] = {
 	{ "rlimit_cpu", set_rlimit_cpu, 0, 0 },
 	{ "rlimit_nproc", set_rlimit_nproc, 0, 0 },
 	{ "no_new_privs", set_no_new_privs, 0, 0 },
+	{ "stderr", set_stderr, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 32, "struct build holds 32 keys");
@@ -1002,6 +1018,10 @@ finish_service(struct build *b, const struct section *sec)
 		errs_add(b->errs, (at = key_at(b, "wait")) ? at : &sec->at, "[%s] is a udp "
 		    "service with a handler: it needs wait = yes (the handler reads the "
 		    "datagrams itself)", s->name);
+	if ((s->builtin == BUILTIN_STATUS || s->builtin == BUILTIN_METRICS) &&
+	    s->socktype == SOCK_DGRAM)
+		errs_add(b->errs, key_at(b, "protocol"), "builtin %s is a stream service; "
+		    "protocol = udp does not apply", config_builtin_name(s->builtin));
 	if (s->builtin != BUILTIN_NONE && s->wait)
 		errs_add(b->errs, key_at(b, "wait"), "builtin services are served by "
 		    "porterd itself; wait = yes does not apply");
@@ -1399,6 +1419,8 @@ dump_limits(FILE *out, const struct service *s)
 	dump_rlimit(out, "rlimit_cpu", &s->rlimit[CONFIG_RLIMIT_CPU]);
 	dump_rlimit(out, "rlimit_nproc", &s->rlimit[CONFIG_RLIMIT_NPROC]);
 	fprintf(out, "no_new_privs = %s\n", s->no_new_privs ? "yes" : "no");
+	fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
+	    s->stderr_mode == STDERR_NULL ? "null" : "socket");
 }
 
 void

@@ -21,6 +21,8 @@ enum builtin {
 	BUILTIN_DAYTIME,
 	BUILTIN_CHARGEN,
 	BUILTIN_TIME,
+	BUILTIN_STATUS,
+	BUILTIN_METRICS,
 };
 
 /* Per-connection variables spawn adds after a service's prebuilt environment. */
@@ -84,6 +86,9 @@ struct service {
 		rlim_t	 value;
 	}		 rlimit[4];		/* CONFIG_RLIMIT_* */
 	int		 no_new_privs;
+	enum stderr_mode {
+		STDERR_SOCKET, STDERR_LOG, STDERR_NULL
+	}		 stderr_mode;
 };
 
 enum { CONFIG_RLIMIT_NOFILE, CONFIG_RLIMIT_AS, CONFIG_RLIMIT_CPU, CONFIG_RLIMIT_NPROC };

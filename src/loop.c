@@ -8,12 +8,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "builtins.h"
 #include "children.h"
+#include "errlog.h"
 #include "log.h"
 #include "loop.h"
+#include "report.h"
 #include "spawn.h"
 
 /* Connections taken from one listener per wakeup: a burst drains, no listener starves. */
@@ -107,14 +110,35 @@ reap(void)
 			listener_unref(c.wait_lst);
 		}
 		if (WIFSIGNALED(status))
+			c.st->exits_signal++;
+		else if (WEXITSTATUS(status) == 0)
+			c.st->exits_ok++;
+		else
+			c.st->exits_error++;
+		if (WIFSIGNALED(status) && log_verbose())
+			log_warn("%s: pid %ld killed by signal %d (%s) after %.3f s, client %s",
+			    c.st->name, (long)pid, WTERMSIG(status),
+			    strsignal(WTERMSIG(status)), secs, c.peer);
+		else if (WIFSIGNALED(status))
 			log_limited(&c.st->lim_signal, LOG_WARNING,
 			    "%s: pid %ld killed by signal %d (%s) after %.3f s", c.st->name,
 			    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), secs);
 		else
-			log_debug("%s: pid %ld exited with status %d after %.3f s",
-			    c.st->name, (long)pid, WEXITSTATUS(status), secs);
+			log_debug("%s: pid %ld exited with status %d after %.3f s, client %s",
+			    c.st->name, (long)pid, WEXITSTATUS(status), secs, c.peer);
 		svc_state_unref(c.st);
 	}
+}
+
+static void
+reload_done(int ok)
+{
+	if (ok)
+		daemon_stats.reloads_ok++;
+	else
+		daemon_stats.reloads_failed++;
+	daemon_stats.last_reload = time(NULL);
+	daemon_stats.last_reload_ok = ok;
 }
 
 static void
@@ -133,39 +157,44 @@ reload(struct table **tab, const char *dir)
 		log_err("reload failed with %zu error%s; the running configuration is "
 		    "unchanged", errs.n, errs.n == 1 ? "" : "s");
 		config_errors_free(&errs);
+		reload_done(0);
 		return;
 	}
 	if ((next = table_build(cf, *tab, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		log_err("reload failed; the running configuration is unchanged");
 		config_free(cf);
+		reload_done(0);
 		return;
 	}
 	table_retire(*tab, next);
 	*tab = next;
+	report_table = next;
+	daemon_stats.generation++;
+	reload_done(1);
 	log_info("reloaded %zu service%s in %lld ms", next->n, next->n == 1 ? "" : "s",
 	    log_now_ms() - t0);
 }
 
+/* SIGUSR1: the status table, a log line each. */
 static void
-status_dump(const struct table *tab)
+status_dump(void)
 {
-	log_info("status: %zu services, %zu handlers alive", tab->n, children_count());
-	for (size_t i = 0; i < tab->n; i++) {
-		const struct slot *sl = &tab->slot[i];
-		char text[ADDR_TEXT_MAX];
+	char *text = NULL, *line, *next;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 
-		addr_format(&sl->svc->listen, text, sizeof(text));
-		log_info("status: %s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
-		    "per_source:%lu,source_rate:%lu,rate:%lu timed_out=%lu", sl->svc->name,
-		    text, sl->lst == NULL ? "disabled" : sl->lst->wait_pid ? "waiting" :
-		    sl->st->running >= sl->svc->max_children ? "paused" :
-		    sl->lst->paused_until > log_now_ms() ? "backing-off" : "listening",
-		    sl->st->running, sl->st->accepted, sl->st->failed,
-		    sl->st->refused[REFUSE_ACL], sl->st->refused[REFUSE_PER_SOURCE],
-		    sl->st->refused[REFUSE_SOURCE_RATE], sl->st->refused[REFUSE_RATE],
-		    sl->st->timed_out);
+	if (f == NULL)
+		return;
+	report_status(f);
+	fclose(f);
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		log_info("status: %s", line);
 	}
+	free(text);
 }
 
 static void
@@ -187,10 +216,19 @@ spawn_failed(const struct slot *sl, const char *err)
 		pause_listener(sl->lst, PAUSE_EMFILE_MS);
 }
 
+static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
+
 static void
-track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src)
+track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src,
+    int errfd, const struct conn *conn)
 {
 	struct child *c = children_add(pid, sl->st, wait_lst);
+
+	if (errfd >= 0 && errlog_add(errfd, pid, sl->st) < 0) {
+		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s",
+		    sl->svc->name, (long)pid, strerror(errno));
+		close(errfd);
+	}
 
 	if (c == NULL) {
 		/* Untracked, it is still reaped; only its slot is not counted. */
@@ -199,6 +237,14 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		return;
 	}
 	sl->st->running++;
+	if (log_verbose()) {
+		if (conn == NULL)
+			snprintf(c->peer, sizeof(c->peer), "wait");
+		else if (sl->svc->listen.family == AF_UNIX)
+			snprintf(c->peer, sizeof(c->peer), "unix");
+		else
+			peer_text((const struct sockaddr *)&conn->peer, c->peer, sizeof(c->peer));
+	}
 	if (src != NULL) {
 		struct source *e = sources_find(sl->st->id, src);
 
@@ -369,6 +415,7 @@ serve_wait(const struct slot *sl)
 {
 	struct conn c = { .fd = sl->lst->fd, .peerlen = 0 };
 	char err[512];
+	int errfd;
 	pid_t pid;
 
 	/* A wait service's rate counts handlers started, not clients. */
@@ -380,7 +427,7 @@ serve_wait(const struct slot *sl)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 		return;
 	}
-	if ((pid = spawn_handler(sl->svc, &c, err, sizeof(err))) < 0) {
+	if ((pid = spawn_handler(sl->svc, &c, &errfd, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);
 		pause_listener(sl->lst, PAUSE_FORK_MS);
@@ -389,7 +436,7 @@ serve_wait(const struct slot *sl)
 	sl->st->accepted++;
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
-	track(sl, pid, sl->lst, NULL);
+	track(sl, pid, sl->lst, NULL, errfd, NULL);
 }
 
 /* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
@@ -421,7 +468,7 @@ serve_stream(const struct slot *sl)
 	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
 	    children_count() < max_total; i++) {
 		struct srckey key;
-		int counted = 0;
+		int counted = 0, errfd = -1;
 		struct conn c;
 		char err[512];
 		pid_t pid;
@@ -455,16 +502,17 @@ serve_stream(const struct slot *sl)
 			builtin_stream_now(s->builtin, c.fd);
 			pid = 0;
 		} else if (s->builtin != BUILTIN_NONE) {
-			if ((pid = spawn_builtin(s, c.fd, builtin_stream_child)) < 0) {
+			if ((pid = spawn_builtin(s, c.fd, s->builtin == BUILTIN_STATUS ||
+			    s->builtin == BUILTIN_METRICS ? report_serve : builtin_stream_child)) < 0) {
 				snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 				spawn_failed(sl, err);
 			} else {
-				track(sl, pid, NULL, counted ? &key : NULL);
+				track(sl, pid, NULL, counted ? &key : NULL, -1, &c);
 			}
-		} else if ((pid = spawn_handler(s, &c, err, sizeof(err))) < 0) {
+		} else if ((pid = spawn_handler(s, &c, &errfd, err, sizeof(err))) < 0) {
 			spawn_failed(sl, err);
 		} else {
-			track(sl, pid, NULL, counted ? &key : NULL);
+			track(sl, pid, NULL, counted ? &key : NULL, errfd, &c);
 		}
 		if (log_verbose())
 			log_connection(s, &c, pid);
@@ -500,6 +548,7 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 {
 	if (max_handlers != 0)
 		max_total = max_handlers;
+	report_table = *tab;
 	struct pollfd *pfd = NULL;
 	const struct slot **who = NULL;
 	size_t cap = 0;
@@ -507,14 +556,14 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
 		int timeout, r, full = children_count() >= max_total;
-		size_t n = 0;
+		size_t n = 0, nlisten;
 
 		run_timers(now);
 		if (next_timer_ms != 0)
 			wake = next_timer_ms;
 
-		if (cap < (*tab)->n + 1) {
-			cap = (*tab)->n + 1;
+		if (cap < (*tab)->n + 1 + errlog_count()) {
+			cap = (*tab)->n + 1 + errlog_count();
 			pfd = realloc(pfd, cap * sizeof(*pfd));
 			who = realloc(who, cap * sizeof(*who));
 			if (pfd == NULL || who == NULL)
@@ -540,6 +589,8 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			pfd[n].events = POLLIN;
 			who[n++] = sl;
 		}
+		nlisten = n;
+		n += errlog_pollfds(pfd + n);
 		timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
 		r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
@@ -552,6 +603,9 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			while (read(selfpipe[0], buf, sizeof(buf)) > 0)
 				;
 		}
+		/* Before reaping, so that a handler's last words come before its exit. */
+		if (r > 0 && n > nlisten)
+			errlog_service(pfd + nlisten, n - nlisten);
 		if (take_signal(SIGCHLD))
 			reap();
 		if (take_signal(SIGTERM) || take_signal(SIGINT))
@@ -561,8 +615,8 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			continue;	/* `who` points into the old table */
 		}
 		if (take_signal(SIGUSR1))
-			status_dump(*tab);
-		for (size_t i = 1; r > 0 && i < n; i++)
+			status_dump();
+		for (size_t i = 1; r > 0 && i < nlisten; i++)
 			if (pfd[i].revents != 0)
 				serve(who[i]);
 	}

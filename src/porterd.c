@@ -11,13 +11,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "children.h"
 #include "config.h"
+#include "errlog.h"
 #include "log.h"
 #include "loop.h"
 #include "ratelimit.h"
+#include "report.h"
 #include "table.h"
 
 #ifndef PORTERD_SERVICES_DIR
@@ -213,12 +216,17 @@ main(int argc, char **argv)
 		status = EXIT_SYSTEM;
 		goto out;
 	}
+	daemon_stats.pid = getpid();
+	daemon_stats.started = time(NULL);
+	daemon_stats.started_ms = log_now_ms();
+	daemon_stats.generation = 1;
 	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
 
 	loop_run(&tab, dir, max_handlers);
 
 	log_info("stopping; %zu handler%s left to finish", children_count(),
 	    children_count() == 1 ? "" : "s");
+	errlog_flush_all();
 	table_retire(tab, NULL);
 	children_clear();
 	sources_clear();

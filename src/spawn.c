@@ -97,7 +97,7 @@ enum {
  * privileges for as long as they are needed and no longer.
  */
 static int
-child_setup(const struct service *s, int fd, int keep_fd)
+child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -111,7 +111,7 @@ child_setup(const struct service *s, int fd, int keep_fd)
 	if (setsid() < 0)
 		return STEP_SETSID;
 	for (int target = 0; target <= 2; target++)
-		if (dup2(fd, target) < 0)
+		if (dup2(target == 2 && errfd >= 0 ? errfd : fd, target) < 0)
 			return STEP_DUP2;
 	/* Everything else goes at exec: listeners, the self-pipe, inherited strays. */
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -147,18 +147,45 @@ child_setup(const struct service *s, int fd, int keep_fd)
 	return -1;
 }
 
+/* Where a handler's fd 2 goes with stderr = null. */
+static int
+devnull(void)
+{
+	static int fd = -1;
+
+	if (fd < 0)
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	return fd;
+}
+
 pid_t
-spawn_handler(const struct service *s, const struct conn *c, char *err, size_t errlen)
+spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *err,
+    size_t errlen)
 {
 	struct child_error ce;
 	sigset_t all, saved;
-	int pfd[2], status;
+	int pfd[2], epipe[2] = { -1, -1 }, status, child_err = -1;
 	ssize_t r;
 	pid_t pid;
 
+	*errfd = -1;
 	fill_env(s, c);
+	if (s->stderr_mode == STDERR_LOG) {
+		if (pipe2(epipe, O_CLOEXEC) < 0) {
+			snprintf(err, errlen, "pipe: %s", strerror(errno));
+			return -1;
+		}
+		child_err = epipe[1];
+	} else if (s->stderr_mode == STDERR_NULL && (child_err = devnull()) < 0) {
+		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+		return -1;
+	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		if (epipe[0] >= 0) {
+			close(epipe[0]);
+			close(epipe[1]);
+		}
 		return -1;
 	}
 	/* No porterd signal handler may run in the child before it resets them. */
@@ -167,7 +194,7 @@ spawn_handler(const struct service *s, const struct conn *c, char *err, size_t e
 	pid = fork();
 	if (pid == 0) {
 		close(pfd[0]);
-		ce.step = child_setup(s, c->fd, pfd[1]);
+		ce.step = child_setup(s, c->fd, child_err, pfd[1]);
 		if (ce.step < 0) {
 			execve(s->exec, s->argv, s->envp);
 			ce.step = STEP_EXEC;
@@ -179,8 +206,12 @@ spawn_handler(const struct service *s, const struct conn *c, char *err, size_t e
 	ce.err = errno;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(pfd[1]);
+	if (epipe[1] >= 0)
+		close(epipe[1]);
 	if (pid < 0) {
 		close(pfd[0]);
+		if (epipe[0] >= 0)
+			close(epipe[0]);
 		snprintf(err, errlen, "fork: %s", strerror(ce.err));
 		errno = ce.err;
 		return -1;
@@ -196,8 +227,14 @@ spawn_handler(const struct service *s, const struct conn *c, char *err, size_t e
 		snprintf(err, errlen, "%s%s%s: %s", step_names[ce.step],
 		    ce.step == STEP_EXEC ? " " : "", ce.step == STEP_EXEC ? s->exec : "",
 		    strerror(ce.err));
+		if (epipe[0] >= 0)
+			close(epipe[0]);
 		errno = ce.err;
 		return -1;
+	}
+	if (epipe[0] >= 0) {
+		(void)fcntl(epipe[0], F_SETFL, O_NONBLOCK);
+		*errfd = epipe[0];
 	}
 	return pid;
 }
@@ -214,7 +251,7 @@ spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd
 	pid = fork();
 	if (pid == 0) {
 		/* A child of porterd that never execs: shed every other fd by hand. */
-		if (child_setup(s, fd, -1) >= 0)
+		if (child_setup(s, fd, -1, -1) >= 0)
 			_exit(111);
 		if (fd > 3)
 			close_range(3, (unsigned)fd - 1, 0);

@@ -35,6 +35,7 @@ state_for(const struct service *s, const struct table *old)
 		abort();
 	st->refs = 1;
 	st->id = ++next_id;
+	st->created_ms = log_now_ms();
 	return st;
 }
 

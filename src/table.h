@@ -29,12 +29,17 @@ struct svc_state {
 	unsigned	 running;	/* handlers alive */
 	unsigned long	 accepted;
 	unsigned long	 failed;	/* fork or exec failed */
+	unsigned long	 exits_ok, exits_error, exits_signal;
+	long long	 created_ms;	/* monotonic */
 	struct log_limit lim_fail;	/* fork, exec, accept trouble */
 	struct log_limit lim_signal;	/* handlers killed by a signal */
 	struct bucket	 bucket;	/* rate */
 	unsigned long	 refused[REFUSE_N];
 	struct log_limit lim_refused[REFUSE_N];
 	unsigned long	 timed_out;
+	struct bucket	 stderr_bucket;	/* stderr = log: lines a second */
+	unsigned long	 stderr_dropped;
+	struct log_limit lim_stderr;
 };
 
 struct slot {

@@ -1,0 +1,227 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "children.h"
+#include "report.h"
+
+struct daemon_stats daemon_stats;
+const struct table *report_table;
+
+static const char *
+state_of(const struct slot *sl, long long now)
+{
+	if (sl->lst == NULL)
+		return "disabled";
+	if (sl->lst->wait_pid != 0)
+		return "waiting";
+	if (sl->st->running >= sl->svc->max_children)
+		return "paused";
+	if (sl->lst->paused_until > now)
+		return "backing-off";
+	return "listening";
+}
+
+static void
+utc(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+report_status(FILE *out)
+{
+	const struct table *t = report_table;
+	long long now = log_now_ms();
+	char when[32];
+
+	utc(daemon_stats.last_reload, when, sizeof(when));
+	fprintf(out, "porterd version=%s pid=%ld up=%llds generation=%lu reloads=ok:%lu,"
+	    "failed:%lu last_reload=%s last_reload_result=%s services=%zu handlers=%zu\n",
+	    PACKAGE_VERSION, (long)daemon_stats.pid, (now - daemon_stats.started_ms) / 1000,
+	    daemon_stats.generation, daemon_stats.reloads_ok, daemon_stats.reloads_failed,
+	    when, daemon_stats.last_reload == 0 ? "none" : daemon_stats.last_reload_ok ?
+	    "ok" : "failed", t ? t->n : 0, children_count());
+	for (size_t i = 0; t != NULL && i < t->n; i++) {
+		const struct slot *sl = &t->slot[i];
+		const struct svc_state *st = sl->st;
+		char text[ADDR_TEXT_MAX];
+
+		addr_format(&sl->svc->listen, text, sizeof(text));
+		fprintf(out, "%s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
+		    "per_source:%lu,source_rate:%lu,rate:%lu timed_out=%lu exits=ok:%lu,"
+		    "error:%lu,signal:%lu up=%llds\n", sl->svc->name, text, state_of(sl, now),
+		    st->running, st->accepted, st->failed, st->refused[REFUSE_ACL],
+		    st->refused[REFUSE_PER_SOURCE], st->refused[REFUSE_SOURCE_RATE],
+		    st->refused[REFUSE_RATE], st->timed_out, st->exits_ok, st->exits_error,
+		    st->exits_signal, (now - st->created_ms) / 1000);
+	}
+}
+
+static void
+metric_head(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+report_metrics(FILE *out)
+{
+	const struct table *t = report_table;
+	size_t n = t ? t->n : 0;
+
+	metric_head(out, "porterd_connections_accepted_total", "counter",
+	    "Connections accepted (datagrams answered, for UDP builtins; handlers "
+	    "started, for wait services).");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "porterd_connections_accepted_total{service=\"%s\"} %lu\n",
+		    t->slot[i].svc->name, t->slot[i].st->accepted);
+	metric_head(out, "porterd_connections_refused_total", "counter",
+	    "Connections closed at once, by reason.");
+	for (size_t i = 0; i < n; i++)
+		for (int r = 0; r < REFUSE_N; r++)
+			fprintf(out, "porterd_connections_refused_total{service=\"%s\","
+			    "reason=\"%s\"} %lu\n", t->slot[i].svc->name, refusal_names[r],
+			    t->slot[i].st->refused[r]);
+	metric_head(out, "porterd_handlers_running", "gauge", "Handlers alive.");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "porterd_handlers_running{service=\"%s\"} %u\n",
+		    t->slot[i].svc->name, t->slot[i].st->running);
+	metric_head(out, "porterd_handler_exits_total", "counter",
+	    "Handlers ended: ok (status 0), error (other status), signal, or failed (never "
+	    "started).");
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_state *st = t->slot[i].st;
+		const char *name = t->slot[i].svc->name;
+
+		fprintf(out, "porterd_handler_exits_total{service=\"%s\",result=\"ok\"} %lu\n",
+		    name, st->exits_ok);
+		fprintf(out, "porterd_handler_exits_total{service=\"%s\",result=\"error\"} %lu\n",
+		    name, st->exits_error);
+		fprintf(out, "porterd_handler_exits_total{service=\"%s\",result=\"signal\"} "
+		    "%lu\n", name, st->exits_signal);
+		fprintf(out, "porterd_handler_exits_total{service=\"%s\",result=\"failed\"} "
+		    "%lu\n", name, st->failed);
+	}
+	metric_head(out, "porterd_handler_timeouts_total", "counter",
+	    "Handlers sent SIGTERM for running past their timeout.");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "porterd_handler_timeouts_total{service=\"%s\"} %lu\n",
+		    t->slot[i].svc->name, t->slot[i].st->timed_out);
+	metric_head(out, "porterd_reloads_total", "counter", "Reloads (SIGHUP), by result.");
+	fprintf(out, "porterd_reloads_total{result=\"ok\"} %lu\n", daemon_stats.reloads_ok);
+	fprintf(out, "porterd_reloads_total{result=\"failed\"} %lu\n",
+	    daemon_stats.reloads_failed);
+	metric_head(out, "porterd_config_generation", "gauge",
+	    "Configurations loaded: 1 at start, plus one per successful reload.");
+	fprintf(out, "porterd_config_generation %lu\n", daemon_stats.generation);
+	metric_head(out, "porterd_start_time_seconds", "gauge",
+	    "When porterd started, in seconds since the epoch.");
+	fprintf(out, "porterd_start_time_seconds %lld\n", (long long)daemon_stats.started);
+}
+
+#define write_str(fd, s) write_all((fd), (s), strlen(s))
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+send_stream(int fd, void (*fn)(FILE *), const char *http_head)
+{
+	char *body = NULL, head[256];
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+
+	if (f == NULL)
+		return;
+	fn(f);
+	fclose(f);
+	if (http_head != NULL) {
+		snprintf(head, sizeof(head), "%sContent-Length: %zu\r\n\r\n", http_head, len);
+		write_all(fd, head, strlen(head));
+	}
+	write_all(fd, body, len);
+	free(body);
+}
+
+/* Read the request head (until an empty line); returns its first line in buf. */
+static int
+read_request(int fd, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	while (used + 1 < len) {
+		ssize_t r = read(fd, buf + used, len - used - 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		used += (size_t)r;
+		buf[used] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL || strstr(buf, "\n\n") != NULL)
+			break;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+void
+report_serve(enum builtin b, int fd)
+{
+	struct timeval tv = { 5, 0 };
+	char req[8192], method[16], path[256];
+
+	if (b == BUILTIN_STATUS) {
+		send_stream(fd, report_status, NULL);
+		return;
+	}
+	/* A client that never finishes its request gets nothing after 5 s. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (read_request(fd, req, sizeof(req)) < 0)
+		return;
+	if (sscanf(req, "%15s %255s", method, path) != 2) {
+		write_str(fd, "HTTP/1.0 400 Bad Request\r\n\r\n");
+		return;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		write_str(fd, "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n\r\n");
+		return;
+	}
+	if (strcmp(path, "/metrics") != 0 && strncmp(path, "/metrics?", 9) != 0) {
+		write_str(fd, "HTTP/1.0 404 Not Found\r\n\r\n");
+		return;
+	}
+	if (strcmp(method, "HEAD") == 0) {
+		write_all(fd, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+		    "charset=utf-8\r\n\r\n", 75);
+		return;
+	}
+	send_stream(fd, report_metrics, "HTTP/1.0 200 OK\r\n"
+	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
+}
