@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
-#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -391,11 +390,12 @@ read_dir(struct raw *raw, const char *dir, FILE *skipped)
 /* ---- meaning: keys and values ---- */
 
 /* What is being built: the service, and where each key was last given. */
+#define BUILD_KEYS 64
 struct build {
 	struct service		*svc;
 	struct config_errors	*errs;
-	struct where		 set_at[32];	/* per key index; line 0 = not given */
-	int			 own[32];	/* given in the service's own section */
+	struct where		 set_at[BUILD_KEYS];	/* per key; line 0 = not given */
+	int			 own[BUILD_KEYS];	/* given in the service's own section */
 	int			 cur_own;	/* the entry being applied is the service's own */
 	char			*args;		/* args as written, split at the end */
 };
@@ -543,6 +543,7 @@ static const char *const builtin_names[] = {
 	[BUILTIN_ECHO] = "echo", [BUILTIN_DISCARD] = "discard", [BUILTIN_DAYTIME] = "daytime",
 	[BUILTIN_CHARGEN] = "chargen", [BUILTIN_TIME] = "time",
 	[BUILTIN_STATUS] = "status", [BUILTIN_METRICS] = "metrics",
+	[BUILTIN_TCPMUX] = "tcpmux",
 };
 
 const char *
@@ -560,7 +561,8 @@ set_builtin(struct build *b, const char *v, const char **why)
 			b->svc->builtin = (enum builtin)i;
 			return 0;
 		}
-	return *why = "expected echo, discard, daytime, chargen, time, status or metrics", -1;
+	return *why = "expected echo, discard, daytime, chargen, time, status, metrics or "
+	    "tcpmux", -1;
 }
 
 static int
@@ -771,7 +773,7 @@ set_rlimit(struct build *b, int which, const char *v, const char **why)
 	unsigned long long n;
 	char *end;
 
-	if (strcmp(v, "unlimited") == 0 || strcmp(v, "infinity") == 0) {
+	if (strcasecmp(v, "unlimited") == 0 || strcasecmp(v, "infinity") == 0) {
 		r->set = 1;
 		r->value = RLIM_INFINITY;
 		return 0;
@@ -780,10 +782,15 @@ set_rlimit(struct build *b, int which, const char *v, const char **why)
 		return *why = "expected a number (K, M or G may follow) or unlimited", -1;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	switch (*end) {
-	case 'K': n <<= 10; end++; break;
-	case 'M': n <<= 20; end++; break;
-	case 'G': n <<= 30; end++; break;
+	{
+		unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+
+		if (shift != 0) {
+			if (n > (~0ULL >> shift))
+				return *why = "too large", -1;
+			n <<= shift;
+			end++;
+		}
 	}
 	if (errno != 0 || *end != '\0')
 		return *why = "expected a number (K, M or G may follow) or unlimited", -1;
@@ -835,6 +842,29 @@ set_stderr(struct build *b, const char *v, const char **why)
 		b->svc->stderr_mode = STDERR_NULL;
 	else
 		return *why = "expected socket, log or null", -1;
+	return 0;
+}
+
+static int
+set_tcpmux(struct build *b, const char *v, const char **why)
+{
+	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+") !=
+	    strlen(v))
+		return *why = "use letters, digits, '.', '-', '_' and '+'", -1;
+	if (*v == '\0' || strlen(v) > 64)
+		return *why = "expected a name of 1 to 64 characters", -1;
+	if (strcasecmp(v, "help") == 0)
+		return *why = "HELP is the name tcpmux itself answers (RFC 1078)", -1;
+	free(b->svc->tcpmux);
+	b->svc->tcpmux = xstrdup(v);
+	return 0;
+}
+
+static int
+set_tcpmux_ack(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->tcpmux_ack) < 0)
+		return *why = "expected yes or no", -1;
 	return 0;
 }
 
@@ -913,9 +943,11 @@ static const struct key keys[] = {
 	{ "rlimit_nproc", set_rlimit_nproc, 0, 0 },
 	{ "no_new_privs", set_no_new_privs, 0, 0 },
 	{ "stderr", set_stderr, 0, 0 },
+	{ "tcpmux", set_tcpmux, 0, 0 },
+	{ "tcpmux_ack", set_tcpmux_ack, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
-_Static_assert(NKEYS <= 32, "struct build holds 32 keys");
+_Static_assert(NKEYS <= BUILD_KEYS, "struct build holds BUILD_KEYS keys");
 
 /* Index of key `name` in keys[], NKEYS when there is no such key. */
 static size_t
@@ -1001,10 +1033,27 @@ finish_service(struct build *b, const struct section *sec)
 	int has_path = 0;
 	char **envp;
 
-	if (key_at(b, "listen") == NULL)
+	if (s->tcpmux != NULL) {
+		/* Reached through the tcpmux builtin: no socket of its own. */
+		if ((at = key_at(b, "listen")) != NULL)
+			errs_add(b->errs, at, "[%s] is reached through tcpmux; it has no listen "
+			    "of its own", s->name);
+		if (key_at(b, "builtin") != NULL)
+			errs_add(b->errs, key_at(b, "tcpmux"), "tcpmux applies to exec, not to "
+			    "builtin");
+		if (s->wait || s->socktype != SOCK_STREAM)
+			errs_add(b->errs, key_at(b, "tcpmux"), "a tcpmux service is tcp with "
+			    "wait = no");
+		memset(&s->listen, 0, sizeof(s->listen));
+	} else if (key_at(b, "listen") == NULL) {
 		errs_add(b->errs, &sec->at, "[%s] has no listen", s->name);
-	else
+	} else {
 		s->listen_at = *key_at(b, "listen");
+	}
+	if (s->tcpmux_ack && s->tcpmux == NULL && key_at(b, "tcpmux_ack") != NULL &&
+	    b->own[key_index("tcpmux_ack")])
+		errs_add(b->errs, key_at(b, "tcpmux_ack"), "tcpmux_ack applies to a service "
+		    "with tcpmux = NAME");
 	if (key_at(b, "exec") == NULL && key_at(b, "builtin") == NULL)
 		errs_add(b->errs, &sec->at, "[%s] has neither exec nor builtin", s->name);
 	if (key_at(b, "exec") != NULL && key_at(b, "builtin") != NULL)
@@ -1018,8 +1067,8 @@ finish_service(struct build *b, const struct section *sec)
 		errs_add(b->errs, (at = key_at(b, "wait")) ? at : &sec->at, "[%s] is a udp "
 		    "service with a handler: it needs wait = yes (the handler reads the "
 		    "datagrams itself)", s->name);
-	if ((s->builtin == BUILTIN_STATUS || s->builtin == BUILTIN_METRICS) &&
-	    s->socktype == SOCK_DGRAM)
+	if ((s->builtin == BUILTIN_STATUS || s->builtin == BUILTIN_METRICS ||
+	    s->builtin == BUILTIN_TCPMUX) && s->socktype == SOCK_DGRAM)
 		errs_add(b->errs, key_at(b, "protocol"), "builtin %s is a stream service; "
 		    "protocol = udp does not apply", config_builtin_name(s->builtin));
 	if (s->builtin != BUILTIN_NONE && s->wait)
@@ -1177,6 +1226,7 @@ service_free(struct service *s)
 	free(s->socket_user);
 	free(s->socket_group);
 	free(s->chroot);
+	free(s->tcpmux);
 	acl_free(&s->allow);
 	acl_free(&s->deny);
 	if (s->envp != NULL)
@@ -1211,6 +1261,20 @@ raw_free(struct raw *raw)
 		free(raw->sec[i].name);
 	}
 	free(raw->sec);
+}
+
+static void
+check_tcpmux_names(struct config *cf, struct config_errors *errs)
+{
+	for (size_t i = 0; i < cf->nsvc; i++)
+		for (size_t j = 0; cf->svc[i].tcpmux != NULL && j < i; j++)
+			if (cf->svc[j].tcpmux != NULL &&
+			    strcasecmp(cf->svc[i].tcpmux, cf->svc[j].tcpmux) == 0) {
+				errs_add(errs, &cf->svc[i].at, "[%s]: tcpmux name %s is already "
+				    "[%s]'s (names are not case sensitive)", cf->svc[i].name,
+				    cf->svc[i].tcpmux, cf->svc[j].name);
+				break;
+			}
 }
 
 static void
@@ -1342,6 +1406,7 @@ config_load(const char *dir, struct config_errors *errs, FILE *skipped)
 		free(b.args);
 	}
 	check_addresses(cf, errs);
+	check_tcpmux_names(cf, errs);
 	raw_free(&raw);
 	if (errs->n > 0) {
 		errs_sort(errs);
@@ -1406,8 +1471,6 @@ dump_limits(FILE *out, const struct service *s)
 	if (s->source_rate.n != 0)
 		fprintf(out, "source_rate = %u/%u\n", s->source_rate.n, s->source_rate.secs);
 	fprintf(out, "timeout = %u\n", s->timeout);
-	if (s->exec == NULL)
-		return;
 	if (s->chroot != NULL)
 		fprintf(out, "chroot = %s\n", s->chroot);
 	if (s->umask >= 0)
@@ -1419,6 +1482,9 @@ dump_limits(FILE *out, const struct service *s)
 	dump_rlimit(out, "rlimit_cpu", &s->rlimit[CONFIG_RLIMIT_CPU]);
 	dump_rlimit(out, "rlimit_nproc", &s->rlimit[CONFIG_RLIMIT_NPROC]);
 	fprintf(out, "no_new_privs = %s\n", s->no_new_privs ? "yes" : "no");
+	if (s->tcpmux != NULL)
+		fprintf(out, "tcpmux = %s\ntcpmux_ack = %s\n", s->tcpmux, s->tcpmux_ack ?
+		    "yes" : "no");
 	fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
 	    s->stderr_mode == STDERR_NULL ? "null" : "socket");
 }
@@ -1434,7 +1500,8 @@ config_dump(const struct config *cf, FILE *out)
 			fputc('\n', out);
 		addr_format(&s->listen, text, sizeof(text));
 		fprintf(out, "; %s:%d\n[%s]\n", s->at.file, s->at.line, s->name);
-		fprintf(out, "listen = %s\n", text);
+		if (s->tcpmux == NULL)
+			fprintf(out, "listen = %s\n", text);
 		fprintf(out, "protocol = %s\n", s->socktype == SOCK_DGRAM ? "udp" : "tcp");
 		fprintf(out, "wait = %s\n", s->wait ? "yes" : "no");
 		fprintf(out, "enabled = %s\n", s->enabled ? "yes" : "no");

@@ -23,6 +23,7 @@ enum builtin {
 	BUILTIN_TIME,
 	BUILTIN_STATUS,
 	BUILTIN_METRICS,
+	BUILTIN_TCPMUX,
 };
 
 /* Per-connection variables spawn adds after a service's prebuilt environment. */
@@ -86,6 +87,8 @@ struct service {
 		rlim_t	 value;
 	}		 rlimit[4];		/* CONFIG_RLIMIT_* */
 	int		 no_new_privs;
+	char		*tcpmux;		/* reached by this name through tcpmux */
+	int		 tcpmux_ack;		/* porterd sends "+" before the handler runs */
 	enum stderr_mode {
 		STDERR_SOCKET, STDERR_LOG, STDERR_NULL
 	}		 stderr_mode;

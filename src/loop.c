@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include "errlog.h"
 #include "log.h"
 #include "loop.h"
+#include "pending.h"
 #include "report.h"
 #include "spawn.h"
 
@@ -24,6 +26,8 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* A tcpmux client names its service, and gets it, within this. */
+#define TCPMUX_WAIT_MS 30000
 /* timeout: SIGKILL this long after SIGTERM. */
 #define TIMEOUT_KILL_MS 5000
 
@@ -197,10 +201,14 @@ status_dump(void)
 	free(text);
 }
 
+/* Back off; a longer pause already set stands. */
 static void
 pause_listener(struct listener *l, long long ms)
 {
-	l->paused_until = log_now_ms() + ms;
+	long long until = log_now_ms() + ms;
+
+	if (until > l->paused_until)
+		l->paused_until = until;
 }
 
 static void
@@ -210,7 +218,9 @@ spawn_failed(const struct slot *sl, const char *err)
 
 	sl->st->failed++;
 	log_limited(&sl->st->lim_fail, LOG_ERR, "%s: %s", sl->svc->name, err);
-	if (e == EAGAIN || e == ENOMEM)
+	if (sl->lst == NULL)
+		;	/* a tcpmux service: the tcpmux listener goes on */
+	else if (e == EAGAIN || e == ENOMEM)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 	else if (e == EMFILE || e == ENFILE)
 		pause_listener(sl->lst, PAUSE_EMFILE_MS);
@@ -491,6 +501,13 @@ serve_stream(const struct slot *sl)
 		}
 		if (s->listen.family == AF_UNIX) {
 			c.peerlen = 1;	/* a peer, without an address: SO_PEERCRED tells who */
+			if (!rate_take(&sl->st->bucket, &s->rate, log_now_ms())) {
+				sl->st->refused[REFUSE_RATE]++;
+				log_limited(&sl->st->lim_refused[REFUSE_RATE], LOG_NOTICE,
+				    "%s: refused a unix client (rate)", s->name);
+				close(c.fd);
+				continue;
+			}
 		} else if ((why = admit(sl, (struct sockaddr *)&c.peer, &key, &counted)) !=
 		    REFUSE_N) {
 			refuse(sl, why, (struct sockaddr *)&c.peer);
@@ -498,7 +515,14 @@ serve_stream(const struct slot *sl)
 			continue;
 		}
 		sl->st->accepted++;
-		if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
+		if (s->builtin == BUILTIN_TCPMUX) {
+			/* The service name comes first; held until then, without blocking. */
+			long long wait = s->timeout ? (long long)s->timeout * 1000 : TCPMUX_WAIT_MS;
+
+			if (pending_add(&c, sl->st, log_now_ms() + wait) == 0)
+				c.fd = -1;
+			pid = 0;
+		} else if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
 			builtin_stream_now(s->builtin, c.fd);
 			pid = 0;
 		} else if (s->builtin != BUILTIN_NONE) {
@@ -517,7 +541,8 @@ serve_stream(const struct slot *sl)
 		if (log_verbose())
 			log_connection(s, &c, pid);
 		/* The handler has its copy; ours goes on every path. */
-		close(c.fd);
+		if (c.fd >= 0)
+			close(c.fd);
 		if (sl->lst->paused_until != 0)
 			return;
 	}
@@ -533,6 +558,93 @@ serve(const struct slot *sl)
 		    admit_datagram, (void *)sl);
 	else
 		serve_stream(sl);
+}
+
+/* ---- tcpmux (RFC 1078) ---- */
+
+static void
+say(int fd, const char *text)
+{
+	(void)!send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/*
+ * Close after a reply without a reset: unread input at close makes the kernel
+ * send RST, which can destroy the reply before the client reads it.
+ */
+static void
+close_gently(int fd)
+{
+	char sink[4096];
+
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
+static void
+tcpmux_help(const struct table *t, int fd)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct service *s = t->slot[i].svc;
+
+		if (s->tcpmux != NULL && s->enabled) {
+			say(fd, s->tcpmux);
+			say(fd, "\r\n");
+		}
+	}
+}
+
+/*
+ * A tcpmux client has named its service: hand it over exactly as a direct
+ * connection to that service would be, or say why not. 0 leaves it waiting
+ * (the service is at max_children, or the daemon at -c).
+ */
+static int
+tcpmux_take(struct pending *p, void *ctx)
+{
+	const struct table *t = ctx;
+	const struct slot *sl = NULL;
+	struct srckey key;
+	int counted, errfd;
+	enum refusal why;
+	char err[512];
+	pid_t pid;
+
+	if (strcasecmp(p->line, "help") == 0) {
+		tcpmux_help(t, p->conn.fd);
+		close_gently(p->conn.fd);
+		return 1;
+	}
+	for (size_t i = 0; i < t->n && sl == NULL; i++)
+		if (t->slot[i].svc->tcpmux != NULL && t->slot[i].svc->enabled &&
+		    strcasecmp(t->slot[i].svc->tcpmux, p->line) == 0)
+			sl = &t->slot[i];
+	if (sl == NULL) {
+		say(p->conn.fd, "-Service not available\r\n");
+		close_gently(p->conn.fd);
+		return 1;
+	}
+	if (sl->st->running >= sl->svc->max_children || children_count() >= max_total)
+		return 0;
+	if ((why = admit(sl, (struct sockaddr *)&p->conn.peer, &key, &counted)) != REFUSE_N) {
+		refuse(sl, why, (struct sockaddr *)&p->conn.peer);
+		say(p->conn.fd, "-Refused\r\n");
+		close_gently(p->conn.fd);
+		return 1;
+	}
+	sl->st->accepted++;
+	if (sl->svc->tcpmux_ack)
+		say(p->conn.fd, "+Go\r\n");
+	if ((pid = spawn_handler(sl->svc, &p->conn, &errfd, err, sizeof(err))) < 0)
+		spawn_failed(sl, err);
+	else
+		track(sl, pid, NULL, counted ? &key : NULL, errfd, &p->conn);
+	if (log_verbose())
+		log_connection(sl->svc, &p->conn, pid);
+	close(p->conn.fd);
+	return 1;
 }
 
 /* A service whose connections need a child of porterd (so -c applies to it). */
@@ -552,18 +664,19 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 	struct pollfd *pfd = NULL;
 	const struct slot **who = NULL;
 	size_t cap = 0;
+	long long next_pending = 0;
 
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
 		int timeout, r, full = children_count() >= max_total;
-		size_t n = 0, nlisten;
+		size_t n = 0, nlisten, nerr;
 
 		run_timers(now);
 		if (next_timer_ms != 0)
 			wake = next_timer_ms;
 
-		if (cap < (*tab)->n + 1 + errlog_count()) {
-			cap = (*tab)->n + 1 + errlog_count();
+		if (cap < (*tab)->n + 1 + errlog_count() + pending_count()) {
+			cap = (*tab)->n + 1 + errlog_count() + pending_count();
 			pfd = realloc(pfd, cap * sizeof(*pfd));
 			who = realloc(who, cap * sizeof(*who));
 			if (pfd == NULL || who == NULL)
@@ -591,6 +704,10 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		}
 		nlisten = n;
 		n += errlog_pollfds(pfd + n);
+		nerr = n;
+		n += pending_pollfds(pfd + n);
+		if (next_pending != 0 && (wake < 0 || next_pending < wake))
+			wake = next_pending;
 		timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
 		r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
@@ -604,8 +721,10 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 				;
 		}
 		/* Before reaping, so that a handler's last words come before its exit. */
-		if (r > 0 && n > nlisten)
-			errlog_service(pfd + nlisten, n - nlisten);
+		if (r > 0 && nerr > nlisten)
+			errlog_service(pfd + nlisten, nerr - nlisten);
+		if (r > 0 && n > nerr)
+			pending_service(pfd + nerr, n - nerr);
 		if (take_signal(SIGCHLD))
 			reap();
 		if (take_signal(SIGTERM) || take_signal(SIGINT))
@@ -619,6 +738,7 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		for (size_t i = 1; r > 0 && i < nlisten; i++)
 			if (pfd[i].revents != 0)
 				serve(who[i]);
+		next_pending = pending_run(tcpmux_take, *tab, log_now_ms(), "-Timeout\r\n");
 	}
 	free(pfd);
 	free(who);

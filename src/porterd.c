@@ -19,6 +19,7 @@
 #include "errlog.h"
 #include "log.h"
 #include "loop.h"
+#include "pending.h"
 #include "ratelimit.h"
 #include "report.h"
 #include "table.h"
@@ -227,6 +228,7 @@ main(int argc, char **argv)
 	log_info("stopping; %zu handler%s left to finish", children_count(),
 	    children_count() == 1 ? "" : "s");
 	errlog_flush_all();
+	pending_close_all();
 	table_retire(tab, NULL);
 	children_clear();
 	sources_clear();

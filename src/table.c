@@ -74,7 +74,7 @@ table_build(struct config *cf, const struct table *old, char *err, size_t errlen
 
 		sl->svc = s;
 		sl->st = state_for(s, old);
-		if (!s->enabled)
+		if (!s->enabled || s->tcpmux != NULL)
 			continue;
 		if ((sl->lst = old_listener(s, old)) != NULL) {
 			listener_ref(sl->lst);

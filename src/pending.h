@@ -1,0 +1,41 @@
+/*
+ * pending: accepted connections that must say something before they get a
+ * handler (a tcpmux service name). Read without blocking the loop, under a
+ * deadline, and never a byte past the line: what follows is the handler's.
+ */
+#ifndef PORTERD_PENDING_H
+#define PORTERD_PENDING_H
+
+#include <poll.h>
+
+#include "spawn.h"
+#include "table.h"
+
+#define PENDING_LINE_MAX 256
+
+struct pending {
+	struct conn		 conn;		/* conn.fd is the connection */
+	struct svc_state	*st;		/* the service that accepted it; referenced */
+	long long		 deadline_ms;
+	int			 ready;		/* line[] holds the line, CR LF taken off */
+	char			 line[PENDING_LINE_MAX + 1];
+};
+
+/* Hold c (taking its fd) for st until its line comes or deadline_ms. 0, or -1. */
+int pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms);
+size_t pending_count(void);
+/* A pollfd per connection still reading its line; returns how many. */
+size_t pending_pollfds(struct pollfd *pfd);
+/* Read what those have; a connection at EOF, in error or over-long is closed. */
+void pending_service(const struct pollfd *pfd, size_t n);
+/*
+ * Offer each ready connection to take(); when it returns 1 the connection is
+ * its (fd included) and leaves the list. Then close those past their deadline
+ * (sending `late`, if not NULL). Returns the earliest deadline left, or 0.
+ */
+long long pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
+    const char *late);
+/* Close every one (at exit). */
+void pending_close_all(void);
+
+#endif
