@@ -22,6 +22,7 @@
 #include "pending.h"
 #include "ratelimit.h"
 #include "report.h"
+#include "spawn.h"
 #include "table.h"
 
 #ifndef PORTERD_SERVICES_DIR
@@ -165,6 +166,7 @@ main(int argc, char **argv)
 
 	open_std_fds();
 	reset_signals();
+	spawn_init();
 	/* Strays inherited from whoever started us must not reach a handler. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	umask(022);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -132,19 +134,85 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 		umask((mode_t)s->umask);
 	if (s->chroot != NULL && (chroot(s->chroot) < 0 || chdir("/") < 0))
 		return STEP_CHROOT;
-	/* Not root: config_load made sure the ids asked for are porterd's own. */
+	/*
+	 * Not root: config_load made sure the ids asked for are porterd's own. The
+	 * system calls themselves: glibc's wrappers would try to change the ids of
+	 * every thread of a process this child shares memory with.
+	 */
 	if ((s->set_user || s->set_group) && geteuid() == 0) {
-		if (setgroups((size_t)s->ngroups, s->groups) < 0)
+		if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
 			return STEP_SETGROUPS;
-		if (setgid(s->gid) < 0)
+		if (syscall(SYS_setgid, s->gid) < 0)
 			return STEP_SETGID;
-		if (s->set_user && setuid(s->uid) < 0)
+		if (s->set_user && syscall(SYS_setuid, s->uid) < 0)
 			return STEP_SETUID;
 	}
 	/* Last: no setuid program the handler runs can give back what was dropped. */
 	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && errno != EINVAL)
 		return STEP_NO_NEW_PRIVS;
 	return -1;
+}
+
+/* What the child needs, on the parent's stack (shared with a vfork child). */
+struct child_args {
+	const struct service	*s;
+	int			 fd;		/* the connection */
+	int			 errfd;		/* its fd 2, or -1 */
+	int			 pipe_r, pipe_w;	/* exec error report */
+};
+
+/* The child from fork or vfork to exec: system calls only, no allocation. */
+static int
+child_main(void *arg)
+{
+	struct child_args *a = arg;
+	struct child_error ce;
+
+	if (a->pipe_r >= 0)
+		close(a->pipe_r);
+	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w);
+	if (ce.step < 0) {
+		execve(a->s->exec, a->s->argv, a->s->envp);
+		ce.step = STEP_EXEC;
+	}
+	ce.err = errno;
+	(void)!write(a->pipe_w, &ce, sizeof(ce));
+	_exit(127);
+}
+
+/*
+ * vfork, and not fork: the parent's page tables are not copied and the parent
+ * waits until the child has exec'd (or failed), which is what it does anyway.
+ * The child runs on a stack of its own, so it cannot disturb the frames of the
+ * parent it borrows memory from. Sanitizer runtimes do not expect a second
+ * task in their address space: those builds fork.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+static int use_vfork = 0;
+#else
+static int use_vfork = 1;
+#endif
+
+#define CHILD_STACK_SIZE (64 * 1024)
+
+static pid_t
+vfork_child(struct child_args *a)
+{
+	static char *stack;
+
+	if (stack == NULL && (stack = malloc(CHILD_STACK_SIZE)) == NULL)
+		return fork();
+	/* The stack grows down on every architecture Linux runs porterd on. */
+	return clone(child_main, stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+}
+
+void
+spawn_init(void)
+{
+	const char *how = getenv("PORTERD_SPAWN");
+
+	if (how != NULL && strcmp(how, "fork") == 0)
+		use_vfork = 0;
 }
 
 /* Where a handler's fd 2 goes with stderr = null. */
@@ -191,17 +259,12 @@ spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *e
 	/* No porterd signal handler may run in the child before it resets them. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &saved);
-	pid = fork();
-	if (pid == 0) {
-		close(pfd[0]);
-		ce.step = child_setup(s, c->fd, child_err, pfd[1]);
-		if (ce.step < 0) {
-			execve(s->exec, s->argv, s->envp);
-			ce.step = STEP_EXEC;
-		}
-		ce.err = errno;
-		(void)!write(pfd[1], &ce, sizeof(ce));
-		_exit(127);
+	{
+		struct child_args a = { s, c->fd, child_err, pfd[0], pfd[1] };
+
+		pid = use_vfork ? vfork_child(&a) : fork();
+		if (pid == 0)
+			child_main(&a);
 	}
 	ce.err = errno;
 	sigprocmask(SIG_SETMASK, &saved, NULL);

@@ -13,6 +13,12 @@ struct conn {
 	socklen_t		 peerlen;	/* 0: no peer (wait = yes) */
 };
 
+/*
+ * Read PORTERD_SPAWN from the environment: "fork" makes handlers start with
+ * fork() instead of vfork() (to measure one against the other).
+ */
+void spawn_init(void);
+
 /* Signals porterd catches or ignores; the only ones a child has to put back. */
 void spawn_set_daemon_signals(const int *sigs, int n);
 

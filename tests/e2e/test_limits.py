@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from porterd_test import (Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
+from porterd_test import (PORTERD, Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
                           wait_until, write_script)
 
 HELLO_THEN_WAIT = "exec = /bin/sh\nargs = sh -c 'echo hi; exec cat >/dev/null'\n"
@@ -382,9 +382,13 @@ class LimitsTest(unittest.TestCase):
         os.chmod(os.path.join(p.confdir, "10-f.conf"), 0o644)
         os.chown(p.dir, 65534, 65534)
         p.logfile = open(p.logpath, "ab")
-        # nobody may have 6 processes: porterd and 5 handlers.
+        # nobody may have 6 processes: porterd and 5 handlers. It runs a copy of
+        # porterd, as the build tree may be out of nobody's reach.
+        binary = os.path.join(p.dir, "porterd")
+        shutil.copy(PORTERD, binary)
+        os.chmod(binary, 0o755)
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-               "prlimit", "--nproc=6:6"] + p.command()
+               "prlimit", "--nproc=6:6"] + [binary if x == PORTERD else x for x in p.command()]
         p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
                                   stderr=p.logfile)
         p.pid = p.proc.pid
