@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from porterd_test import (PORTERD, Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
+from porterd_test import (PORTERD, VALGRIND, Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
                           wait_until, write_script)
 
 HELLO_THEN_WAIT = "exec = /bin/sh\nargs = sh -c 'echo hi; exec cat >/dev/null'\n"
@@ -265,6 +265,7 @@ class LimitsTest(unittest.TestCase):
     # -- sandbox
 
     @need_root
+    @unittest.skipIf(VALGRIND, "valgrind cannot follow a child into a chroot")
     def test_sandbox_visible_from_inside(self):
         port = free_port()
         p = Porterd({})
@@ -307,6 +308,7 @@ class LimitsTest(unittest.TestCase):
 
     # -- exhaustion
 
+    @unittest.skipIf(VALGRIND, "valgrind keeps descriptors of its own and costs CPU time")
     def test_emfile_flood_does_not_spin_and_recovers(self):
         port = free_port()
         p = self.start("[e]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\nargs = echo ok\n"
@@ -339,6 +341,7 @@ class LimitsTest(unittest.TestCase):
         limit(1024)
         self.assertEqual(talk(port, timeout=60), b"ok\n")
 
+    @unittest.skipIf(VALGRIND, "valgrind costs CPU time and descriptors of its own")
     def test_flood_under_ulimit_32(self):
         port = free_port()
         p = Porterd({"10-f.conf": "[f]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\n"

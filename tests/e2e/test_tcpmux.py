@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from porterd_test import Porterd, TIMEOUT, free_port, main, need_root, talk, wait_until
+from porterd_test import PORTERD, Porterd, TIMEOUT, free_port, main, need_root, talk, wait_until
 
 
 def mux(port, name, data=b"", source=None):
@@ -112,7 +112,7 @@ class TcpmuxTest(unittest.TestCase):
                      "[b]\ntcpmux = X\nexec = /bin/cat\n"
                      "[c]\ntcpmux = help\nexec = /bin/cat\n" % port})
         self.addCleanup(p.cleanup)
-        r = subprocess.run(p.command()[:1] + ["-t", "-d", p.confdir], capture_output=True,
+        r = subprocess.run([PORTERD, "-t", "-d", p.confdir], capture_output=True,
                            text=True, timeout=TIMEOUT)
         self.assertEqual(r.returncode, 1)
         self.assertIn("10-bad.conf:3: [a] is reached through tcpmux; it has no listen of its own",
