@@ -68,9 +68,11 @@ builtin_stream_now(enum builtin b, int fd)
 	(void)!send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
+int
+builtin_send_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
+
 	while (n > 0) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
@@ -97,7 +99,7 @@ builtin_stream_child(enum builtin b, int fd)
 		for (unsigned i = 0; i < CHARGEN_CHARS; i++)
 			builtin_chargen_line(i, cycle + i * 74);
 		shutdown(fd, SHUT_RD);
-		while (write_all(fd, cycle, sizeof(cycle)) == 0)
+		while (builtin_send_all(fd, cycle, sizeof(cycle)) == 0)
 			;
 		return;
 	}
@@ -107,7 +109,7 @@ builtin_stream_child(enum builtin b, int fd)
 			continue;
 		if (r <= 0)
 			return;
-		if (b == BUILTIN_ECHO && write_all(fd, buf, (size_t)r) < 0)
+		if (b == BUILTIN_ECHO && builtin_send_all(fd, buf, (size_t)r) < 0)
 			return;
 	}
 }

@@ -21,6 +21,8 @@ void builtin_stream_child(enum builtin b, int fd);
 int builtin_dgram(enum builtin b, int fd, int (*admit)(void *ctx, const struct sockaddr *from),
     void *ctx);
 
+/* Send all of buf on a blocking socket (in a child of porterd). 0, or -1. */
+int builtin_send_all(int fd, const void *buf, size_t n);
 /* Line `n` of the chargen pattern: 72 characters then CR LF (74 bytes). */
 void builtin_chargen_line(unsigned n, char out[74]);
 /* RFC 868 time: seconds since 1900-01-01 00:00 UTC, low 32 bits. */

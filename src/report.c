@@ -7,6 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "builtins.h"
 #include "children.h"
 #include "report.h"
 
@@ -132,23 +133,7 @@ report_metrics(FILE *out)
 	fprintf(out, "porterd_start_time_seconds %lld\n", (long long)daemon_stats.started);
 }
 
-#define write_str(fd, s) write_all((fd), (s), strlen(s))
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#define write_str(fd, s) builtin_send_all((fd), (s), strlen(s))
 
 static void
 send_stream(int fd, void (*fn)(FILE *), const char *http_head)
@@ -163,9 +148,9 @@ send_stream(int fd, void (*fn)(FILE *), const char *http_head)
 	fclose(f);
 	if (http_head != NULL) {
 		snprintf(head, sizeof(head), "%sContent-Length: %zu\r\n\r\n", http_head, len);
-		write_all(fd, head, strlen(head));
+		builtin_send_all(fd, head, strlen(head));
 	}
-	write_all(fd, body, len);
+	builtin_send_all(fd, body, len);
 	free(body);
 }
 

@@ -38,9 +38,9 @@ slot_of(const struct table *t, const char *name)
 	return NULL;
 }
 
-/* Can we bind this TCP port now (no one holds it)? */
+/* bind (0) or connect (1) to 127.0.0.1:port; did it work? */
 static int
-port_is_free(unsigned port)
+try_port(unsigned port, int do_connect)
 {
 	struct sockaddr_in sin;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), r;
@@ -49,25 +49,14 @@ port_is_free(unsigned port)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	r = do_connect ? connect(fd, (struct sockaddr *)&sin, sizeof(sin)) :
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
 	close(fd);
 	return r == 0;
 }
 
-static int
-connects(unsigned port)
-{
-	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), r;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	close(fd);
-	return r == 0;
-}
+#define port_is_free(port) try_port((port), 0)
+#define connects(port) try_port((port), 1)
 
 START_TEST(test_reload_keeps_unchanged_sockets)
 {
