@@ -1035,7 +1035,8 @@ finish_service(struct build *b, const struct section *sec)
 
 	if (s->tcpmux != NULL) {
 		/* Reached through the tcpmux builtin: no socket of its own. */
-		if ((at = key_at(b, "listen")) != NULL)
+		/* An inherited listen is not this service's: a tcpmux service has none. */
+		if ((at = key_at(b, "listen")) != NULL && b->own[key_index("listen")])
 			errs_add(b->errs, at, "[%s] is reached through tcpmux; it has no listen "
 			    "of its own", s->name);
 		if (key_at(b, "builtin") != NULL)
@@ -1067,6 +1068,9 @@ finish_service(struct build *b, const struct section *sec)
 		errs_add(b->errs, (at = key_at(b, "wait")) ? at : &sec->at, "[%s] is a udp "
 		    "service with a handler: it needs wait = yes (the handler reads the "
 		    "datagrams itself)", s->name);
+	if (s->builtin == BUILTIN_TCPMUX && s->listen.family == AF_UNIX)
+		errs_add(b->errs, key_at(b, "builtin"), "tcpmux listens on an IP address: its "
+		    "services see the client's address, not a unix socket's");
 	if ((s->builtin == BUILTIN_STATUS || s->builtin == BUILTIN_METRICS ||
 	    s->builtin == BUILTIN_TCPMUX) && s->socktype == SOCK_DGRAM)
 		errs_add(b->errs, key_at(b, "protocol"), "builtin %s is a stream service; "

@@ -132,6 +132,12 @@ pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
 				(void)!send(p->conn.fd, late, strlen(late), MSG_DONTWAIT | MSG_NOSIGNAL);
 			/* Unread input at close would turn it into a reset that eats `late`. */
 			shutdown(p->conn.fd, SHUT_WR);
+			for (int k = 0; k < 16; k++) {
+				char sink[4096];
+
+				if (recv(p->conn.fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+					break;
+			}
 			drop(i, 1);
 			continue;
 		}

@@ -17,6 +17,10 @@ const struct table *report_table;
 static const char *
 state_of(const struct slot *sl, long long now)
 {
+	if (!sl->svc->enabled)
+		return "disabled";
+	if (sl->svc->tcpmux != NULL)
+		return sl->st->running >= sl->svc->max_children ? "paused" : "tcpmux";
 	if (sl->lst == NULL)
 		return "disabled";
 	if (sl->lst->wait_pid != 0)
@@ -60,7 +64,10 @@ report_status(FILE *out)
 		const struct svc_state *st = sl->st;
 		char text[ADDR_TEXT_MAX];
 
-		addr_format(&sl->svc->listen, text, sizeof(text));
+		if (sl->svc->tcpmux != NULL)
+			snprintf(text, sizeof(text), "tcpmux:%s", sl->svc->tcpmux);
+		else
+			addr_format(&sl->svc->listen, text, sizeof(text));
 		fprintf(out, "%s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
 		    "per_source:%lu,source_rate:%lu,rate:%lu timed_out=%lu exits=ok:%lu,"
 		    "error:%lu,signal:%lu up=%llds\n", sl->svc->name, text, state_of(sl, now),
@@ -84,7 +91,7 @@ report_metrics(FILE *out)
 	size_t n = t ? t->n : 0;
 
 	metric_head(out, "porterd_connections_accepted_total", "counter",
-	    "Connections accepted (datagrams answered, for UDP builtins; handlers "
+	    "Connections accepted (datagrams admitted, for UDP builtins; handlers "
 	    "started, for wait services).");
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "porterd_connections_accepted_total{service=\"%s\"} %lu\n",
@@ -203,8 +210,8 @@ report_serve(enum builtin b, int fd)
 		return;
 	}
 	if (strcmp(method, "HEAD") == 0) {
-		write_all(fd, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-		    "charset=utf-8\r\n\r\n", 75);
+		write_str(fd, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+		    "charset=utf-8\r\n\r\n");
 		return;
 	}
 	send_stream(fd, report_metrics, "HTTP/1.0 200 OK\r\n"

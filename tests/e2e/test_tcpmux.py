@@ -62,6 +62,7 @@ class TcpmuxTest(unittest.TestCase):
         os.kill(p.pid, signal.SIGUSR1)
         p.wait_log("status: plain ", count=n + 1)
         line = [l for l in p.log().splitlines() if "status: plain " in l][-1]
+        self.assertIn("status: plain tcpmux:Plain-Svc tcpmux running=", line)
         self.assertIn("accepted=1 ", line)
         self.assertIn("refused=acl:1,", line)
 
@@ -105,6 +106,12 @@ class TcpmuxTest(unittest.TestCase):
         self.start(body)
         nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True).stdout
         self.assertEqual(mux(port, b"whoami"), nobody)
+
+    def test_inherited_listen_does_not_apply(self):
+        port = free_port()
+        self.start("[defaults]\nlisten = 127.0.0.1:%d\n" % free_port() +
+                   self.base(port).replace("[mux]\nlisten", "[mux]\nlisten"))
+        self.assertEqual(mux(port, b"plain-svc", b"x\n"), b"x\n")
 
     def test_config_errors(self):
         port = free_port()
