@@ -9,6 +9,7 @@ Suite *addr_suite(void);
 Suite *config_suite(void);
 Suite *table_suite(void);
 Suite *builtins_suite(void);
+Suite *proxy_suite(void);
 
 /* A fresh directory under $TMPDIR; removed with its files by tmpdir_remove. */
 char *tmpdir_make(void);
