@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "proxy.h"
 
 /* Longest section name inih keeps whole (it cuts at 49 characters). */
 #define NAME_MAX_LEN 48
@@ -846,6 +847,28 @@ set_stderr(struct build *b, const char *v, const char **why)
 }
 
 static int
+set_proxy(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "v1") == 0)
+		b->svc->proxy = PROXY_V1;
+	else if (strcmp(v, "v2") == 0)
+		b->svc->proxy = PROXY_V2;
+	else if (strcmp(v, "any") == 0)
+		b->svc->proxy = PROXY_ANY;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "no") == 0)
+		b->svc->proxy = 0;
+	else
+		return *why = "expected v1, v2, any or off", -1;
+	return 0;
+}
+
+static int
+set_proxy_from(struct build *b, const char *v, const char **why)
+{
+	return set_acl(b, &b->svc->proxy_from, (int)key_index("proxy_from"), v, why);
+}
+
+static int
 set_tcpmux(struct build *b, const char *v, const char **why)
 {
 	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+") !=
@@ -945,6 +968,8 @@ static const struct key keys[] = {
 	{ "stderr", set_stderr, 0, 0 },
 	{ "tcpmux", set_tcpmux, 0, 0 },
 	{ "tcpmux_ack", set_tcpmux_ack, 0, 0 },
+	{ "proxy", set_proxy, 0, 0 },
+	{ "proxy_from", set_proxy_from, 1, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= BUILD_KEYS, "struct build holds BUILD_KEYS keys");
@@ -1068,6 +1093,13 @@ finish_service(struct build *b, const struct section *sec)
 		errs_add(b->errs, (at = key_at(b, "wait")) ? at : &sec->at, "[%s] is a udp "
 		    "service with a handler: it needs wait = yes (the handler reads the "
 		    "datagrams itself)", s->name);
+	if (s->proxy != 0 && (s->socktype != SOCK_STREAM || s->wait ||
+	    s->listen.family == AF_UNIX || s->builtin == BUILTIN_TCPMUX || s->tcpmux != NULL))
+		errs_add(b->errs, key_at(b, "proxy"), "proxy applies to tcp services with "
+		    "wait = no on an IP address (not tcpmux)");
+	if (s->proxy_from.n > 0 && s->proxy == 0 && b->own[key_index("proxy_from")])
+		errs_add(b->errs, key_at(b, "proxy_from"), "proxy_from applies with proxy = "
+		    "v1, v2 or any");
 	if (s->builtin == BUILTIN_TCPMUX && s->listen.family == AF_UNIX)
 		errs_add(b->errs, key_at(b, "builtin"), "tcpmux listens on an IP address: its "
 		    "services see the client's address, not a unix socket's");
@@ -1231,6 +1263,7 @@ service_free(struct service *s)
 	free(s->socket_group);
 	free(s->chroot);
 	free(s->tcpmux);
+	acl_free(&s->proxy_from);
 	acl_free(&s->allow);
 	acl_free(&s->deny);
 	if (s->envp != NULL)
@@ -1489,6 +1522,14 @@ dump_limits(FILE *out, const struct service *s)
 	if (s->tcpmux != NULL)
 		fprintf(out, "tcpmux = %s\ntcpmux_ack = %s\n", s->tcpmux, s->tcpmux_ack ?
 		    "yes" : "no");
+	if (s->proxy != 0)
+		fprintf(out, "proxy = %s\n", s->proxy == PROXY_ANY ? "any" : s->proxy == PROXY_V1 ?
+		    "v1" : "v2");
+	if (s->proxy_from.n > 0) {
+		list[0] = '\0';
+		acl_format(&s->proxy_from, list, sizeof(list));
+		fprintf(out, "proxy_from = %s\n", list);
+	}
 	fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
 	    s->stderr_mode == STDERR_NULL ? "null" : "socket");
 }

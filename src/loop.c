@@ -26,6 +26,8 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* A client of a proxy = service has this long to send its header. */
+#define PROXY_WAIT_MS 5000
 /* A tcpmux client names its service, and gets it, within this. */
 #define TCPMUX_WAIT_MS 30000
 /* timeout: SIGKILL this long after SIGTERM. */
@@ -499,6 +501,19 @@ serve_stream(const struct slot *sl)
 			}
 			return;
 		}
+		c.locallen = 0;
+		if (s->proxy != 0) {
+			/* Who the client is comes in the header; admission waits for it. */
+			if (s->proxy_from.n > 0 && !acl_match(&s->proxy_from,
+			    (struct sockaddr *)&c.peer)) {
+				refuse(sl, REFUSE_PROXY, (struct sockaddr *)&c.peer);
+				close(c.fd);
+				continue;
+			}
+			if (pending_add(&c, sl->st, log_now_ms() + PROXY_WAIT_MS, s->proxy) < 0)
+				close(c.fd);
+			continue;
+		}
 		if (s->listen.family == AF_UNIX) {
 			c.peerlen = 1;	/* a peer, without an address: SO_PEERCRED tells who */
 			if (!rate_take(&sl->st->bucket, &s->rate, log_now_ms())) {
@@ -519,7 +534,7 @@ serve_stream(const struct slot *sl)
 			/* The service name comes first; held until then, without blocking. */
 			long long wait = s->timeout ? (long long)s->timeout * 1000 : TCPMUX_WAIT_MS;
 
-			if (pending_add(&c, sl->st, log_now_ms() + wait) == 0)
+			if (pending_add(&c, sl->st, log_now_ms() + wait, 0) == 0)
 				c.fd = -1;
 			pid = 0;
 		} else if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
@@ -647,6 +662,81 @@ tcpmux_take(struct pending *p, void *ctx)
 	return 1;
 }
 
+/* ---- PROXY protocol ---- */
+
+/*
+ * The header of a connection to a proxy service is in (or it is bad): go on as
+ * for a direct connection from the client it names. Its slot in the service's
+ * running count passes from the pending list to the handler.
+ */
+static int
+proxy_take(struct pending *p, const struct table *t)
+{
+	const struct slot *sl = NULL;
+	struct srckey key;
+	int counted, errfd;
+	enum refusal why;
+	char err[512];
+	pid_t pid;
+
+	for (size_t i = 0; i < t->n && sl == NULL; i++)
+		if (t->slot[i].st == p->st && t->slot[i].svc->proxy != 0)
+			sl = &t->slot[i];
+	if (sl == NULL) {
+		close(p->conn.fd);	/* its service went away in a reload */
+		return 1;
+	}
+	if (p->ready < 0) {
+		char text[ADDR_TEXT_MAX];
+
+		sl->st->refused[REFUSE_PROXY]++;
+		peer_text((struct sockaddr *)&p->conn.peer, text, sizeof(text));
+		log_limited(&sl->st->lim_refused[REFUSE_PROXY], LOG_NOTICE, "%s: refused %s "
+		    "(proxy: %s)", sl->svc->name, text, p->why ? p->why : "bad header");
+		close_gently(p->conn.fd);
+		return 1;
+	}
+	if (!p->hdr.local) {
+		memcpy(&p->conn.peer, &p->hdr.src, sizeof(p->hdr.src));
+		p->conn.peerlen = p->hdr.srclen;
+		memcpy(&p->conn.local, &p->hdr.dst, sizeof(p->hdr.dst));
+		p->conn.locallen = p->hdr.dstlen;
+	}
+	if ((why = admit(sl, (struct sockaddr *)&p->conn.peer, &key, &counted)) != REFUSE_N) {
+		refuse(sl, why, (struct sockaddr *)&p->conn.peer);
+		close(p->conn.fd);
+		return 1;
+	}
+	sl->st->accepted++;
+	if (sl->svc->builtin != BUILTIN_NONE && builtin_is_immediate(sl->svc->builtin)) {
+		builtin_stream_now(sl->svc->builtin, p->conn.fd);
+		pid = 0;
+	} else if (sl->svc->builtin != BUILTIN_NONE) {
+		if ((pid = spawn_builtin(sl->svc, p->conn.fd, sl->svc->builtin == BUILTIN_STATUS ||
+		    sl->svc->builtin == BUILTIN_METRICS ? report_serve : builtin_stream_child)) < 0) {
+			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
+			spawn_failed(sl, err);
+		} else {
+			track(sl, pid, NULL, counted ? &key : NULL, -1, &p->conn);
+		}
+	} else if ((pid = spawn_handler(sl->svc, &p->conn, &errfd, err, sizeof(err))) < 0) {
+		spawn_failed(sl, err);
+	} else {
+		track(sl, pid, NULL, counted ? &key : NULL, errfd, &p->conn);
+	}
+	if (log_verbose())
+		log_connection(sl->svc, &p->conn, pid);
+	close(p->conn.fd);
+	return 1;
+}
+
+/* A held connection is ready: a tcpmux name or a PROXY header. */
+static int
+pending_take(struct pending *p, void *ctx)
+{
+	return p->proxy ? proxy_take(p, ctx) : tcpmux_take(p, ctx);
+}
+
 /* A service whose connections need a child of porterd (so -c applies to it). */
 static int
 spawns(const struct service *s)
@@ -738,7 +828,7 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		for (size_t i = 1; r > 0 && i < nlisten; i++)
 			if (pfd[i].revents != 0)
 				serve(who[i]);
-		next_pending = pending_run(tcpmux_take, *tab, log_now_ms(), "-Timeout\r\n");
+		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
 	}
 	free(pfd);
 	free(who);

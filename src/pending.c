@@ -10,7 +10,7 @@ static struct pending **list;
 static size_t count, cap;
 
 int
-pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms)
+pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms, int proxy)
 {
 	struct pending *p;
 
@@ -31,6 +31,7 @@ pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms)
 	/* Counted as running: max_children of the service bounds what it holds. */
 	st->running++;
 	p->deadline_ms = deadline_ms;
+	p->proxy = proxy;
 	list[count++] = p;
 	return 0;
 }
@@ -61,7 +62,7 @@ pending_pollfds(struct pollfd *pfd)
 	size_t n = 0;
 
 	for (size_t i = 0; i < count; i++)
-		if (!list[i]->ready) {
+		if (list[i]->ready == 0) {
 			pfd[n].fd = list[i]->conn.fd;
 			pfd[n].events = POLLIN;
 			pfd[n].revents = 0;
@@ -99,6 +100,36 @@ read_line(struct pending *p)
 	return 0;
 }
 
+/* Peek at what came; take exactly the header once it is whole, not a byte more. */
+static void
+read_proxy(struct pending *p)
+{
+	unsigned char buf[PROXY_MAX];
+	ssize_t r = recv(p->conn.fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	enum proxy_result res;
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		p->ready = -1;
+		p->why = r == 0 ? "closed before the end of its PROXY header" : strerror(errno);
+		return;
+	}
+	res = proxy_parse(buf, (size_t)r, p->proxy, &p->hdr, &p->why);
+	if (res == PROXY_MORE)
+		return;
+	if (res == PROXY_BAD) {
+		p->ready = -1;
+		return;
+	}
+	if (recv(p->conn.fd, buf, p->hdr.length, MSG_DONTWAIT) != (ssize_t)p->hdr.length) {
+		p->ready = -1;
+		p->why = "short read of its PROXY header";
+		return;
+	}
+	p->ready = 1;
+}
+
 void
 pending_service(const struct pollfd *pfd, size_t n)
 {
@@ -109,7 +140,11 @@ pending_service(const struct pollfd *pfd, size_t n)
 			continue;
 		for (i = 0; i < count && list[i]->conn.fd != pfd[k].fd; i++)
 			;
-		if (i < count && !list[i]->ready && read_line(list[i]) < 0)
+		if (i == count || list[i]->ready != 0)
+			continue;
+		if (list[i]->proxy)
+			read_proxy(list[i]);
+		else if (read_line(list[i]) < 0)
 			drop(i, 1);
 	}
 }
@@ -123,9 +158,18 @@ pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
 	for (size_t i = count; i-- > 0;) {
 		struct pending *p = list[i];
 
-		if (p->ready && take(p, ctx)) {
+		if (p->ready != 0 && take(p, ctx)) {
 			drop(i, 0);
 			continue;
+		}
+		if (now >= p->deadline_ms && p->proxy && p->ready == 0) {
+			/* A PROXY header that never came whole: its service counts it. */
+			p->ready = -1;
+			p->why = "no whole PROXY header in time";
+			if (take(p, ctx)) {
+				drop(i, 0);
+				continue;
+			}
 		}
 		if (now >= p->deadline_ms) {
 			if (late != NULL)

@@ -8,6 +8,7 @@
 
 #include <poll.h>
 
+#include "proxy.h"
 #include "spawn.h"
 #include "table.h"
 
@@ -17,16 +18,25 @@ struct pending {
 	struct conn		 conn;		/* conn.fd is the connection */
 	struct svc_state	*st;		/* the service that accepted it; referenced */
 	long long		 deadline_ms;
-	int			 ready;		/* line[] holds the line, CR LF taken off */
+	int			 proxy;		/* PROXY_V1/V2 allowed: a PROXY header, not a line */
+	int			 ready;		/* 1: line[] or hdr complete; -1: bad (why) */
+	const char		*why;
+	struct proxy_header	 hdr;
 	char			 line[PENDING_LINE_MAX + 1];
 };
 
-/* Hold c (taking its fd) for st until its line comes or deadline_ms. 0, or -1. */
-int pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms);
+/*
+ * Hold c (taking its fd) for st until its line (proxy == 0) or its PROXY
+ * header of an allowed version comes, or deadline_ms. 0, or -1.
+ */
+int pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms, int proxy);
 size_t pending_count(void);
 /* A pollfd per connection still reading its line; returns how many. */
 size_t pending_pollfds(struct pollfd *pfd);
-/* Read what those have; a connection at EOF, in error or over-long is closed. */
+/*
+ * Read what those have. A line connection at EOF, in error or over-long is
+ * closed; a PROXY one is marked bad (ready = -1), for its service to count.
+ */
 void pending_service(const struct pollfd *pfd, size_t n);
 /*
  * Offer each ready connection to take(); when it returns 1 the connection is

@@ -67,7 +67,11 @@ fill_env(const struct service *s, const struct conn *c)
 			snprintf(connvar[n++], sizeof(*connvar), "TCPREMOTEPORT=%u", port);
 		}
 		/* The listen address is exact unless it is a wildcard; ask the socket. */
-		if (getsockname(c->fd, (struct sockaddr *)&local, &len) == 0 &&
+		if (c->locallen != 0) {
+			local = c->local;
+			len = c->locallen;
+		}
+		if ((c->locallen != 0 || getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) &&
 		    addr_ntop((const struct sockaddr *)&local, ip, sizeof(ip), &port) == 0) {
 			snprintf(connvar[n++], sizeof(*connvar), "TCPLOCALIP=%s", ip);
 			snprintf(connvar[n++], sizeof(*connvar), "TCPLOCALPORT=%u", port);

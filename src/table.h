@@ -17,6 +17,7 @@ enum refusal {
 	REFUSE_PER_SOURCE,	/* max_per_source */
 	REFUSE_SOURCE_RATE,	/* source_rate */
 	REFUSE_RATE,		/* rate */
+	REFUSE_PROXY,		/* no valid PROXY header, or from a source not in proxy_from */
 	REFUSE_N
 };
 extern const char *const refusal_names[REFUSE_N];
