@@ -847,6 +847,26 @@ set_stderr(struct build *b, const char *v, const char **why)
 }
 
 static int
+set_fds(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "inetd") == 0)
+		b->svc->fds_systemd = 0;
+	else if (strcmp(v, "systemd") == 0)
+		b->svc->fds_systemd = 1;
+	else
+		return *why = "expected inetd or systemd", -1;
+	return 0;
+}
+
+static int
+set_reuseport(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->reuseport) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static int
 set_proxy(struct build *b, const char *v, const char **why)
 {
 	if (strcmp(v, "v1") == 0)
@@ -894,7 +914,8 @@ set_tcpmux_ack(struct build *b, const char *v, const char **why)
 static const char *const reserved_env[] = {
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO", "IPCLOCALPATH",
-	"IPCREMOTEEUID", "IPCREMOTEEGID", "PORTERD_SERVICE",
+	"IPCREMOTEEUID", "IPCREMOTEEGID", "PORTERD_SERVICE", "LISTEN_FDS", "LISTEN_PID",
+	"LISTEN_FDNAMES",
 };
 
 static int
@@ -968,6 +989,8 @@ static const struct key keys[] = {
 	{ "stderr", set_stderr, 0, 0 },
 	{ "tcpmux", set_tcpmux, 0, 0 },
 	{ "tcpmux_ack", set_tcpmux_ack, 0, 0 },
+	{ "reuseport", set_reuseport, 0, 0 },
+	{ "fds", set_fds, 0, 0 },
 	{ "proxy", set_proxy, 0, 0 },
 	{ "proxy_from", set_proxy_from, 1, 0 },
 };
@@ -1100,6 +1123,11 @@ finish_service(struct build *b, const struct section *sec)
 	if (s->proxy_from.n > 0 && s->proxy == 0 && b->own[key_index("proxy_from")])
 		errs_add(b->errs, key_at(b, "proxy_from"), "proxy_from applies with proxy = "
 		    "v1, v2 or any");
+	if (s->fds_systemd && (!s->wait || s->exec == NULL))
+		errs_add(b->errs, key_at(b, "fds"), "fds = systemd passes a wait = yes "
+		    "handler its socket; it needs exec and wait = yes");
+	if (s->reuseport && s->listen.family == AF_UNIX && b->own[key_index("reuseport")])
+		errs_add(b->errs, key_at(b, "reuseport"), "reuseport applies to IP sockets");
 	if (s->builtin == BUILTIN_TCPMUX && s->listen.family == AF_UNIX)
 		errs_add(b->errs, key_at(b, "builtin"), "tcpmux listens on an IP address: its "
 		    "services see the client's address, not a unix socket's");
@@ -1522,6 +1550,10 @@ dump_limits(FILE *out, const struct service *s)
 	if (s->tcpmux != NULL)
 		fprintf(out, "tcpmux = %s\ntcpmux_ack = %s\n", s->tcpmux, s->tcpmux_ack ?
 		    "yes" : "no");
+	if (s->reuseport)
+		fprintf(out, "reuseport = yes\n");
+	if (s->fds_systemd)
+		fprintf(out, "fds = systemd\n");
 	if (s->proxy != 0)
 		fprintf(out, "proxy = %s\n", s->proxy == PROXY_ANY ? "any" : s->proxy == PROXY_V1 ?
 		    "v1" : "v2");

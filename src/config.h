@@ -87,6 +87,8 @@ struct service {
 		rlim_t	 value;
 	}		 rlimit[4];		/* CONFIG_RLIMIT_* */
 	int		 no_new_privs;
+	int		 reuseport;		/* SO_REUSEPORT: share the port with others */
+	int		 fds_systemd;		/* wait = yes: socket on fd 3, LISTEN_FDS=1 */
 	int		 proxy;			/* PROXY_V1|V2 accepted; 0: no header */
 	struct acl	 proxy_from;		/* who may send one; empty: anyone */
 	char		*tcpmux;		/* reached by this name through tcpmux */

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "log.h"
 
 static const char *
 unix_path(const struct addr *a)
@@ -65,6 +67,94 @@ set_blocking(int fd, int blocking)
 	return fcntl(fd, F_SETFL, fl);
 }
 
+/* Sockets from the service manager, until a service adopts them. */
+struct inherited {
+	int		 fd;
+	int		 socktype;
+	struct addr	 addr;
+	char		 name[64];
+};
+static struct inherited *inherited;
+static size_t ninherited;
+
+#define SD_LISTEN_FDS_START 3
+
+int
+listener_inherit(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	long n;
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != (long)getpid() ||
+	    (n = strtol(fds, NULL, 10)) <= 0 || n > 1024 ||
+	    (inherited = calloc((size_t)n, sizeof(*inherited))) == NULL) {
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
+		return 0;
+	}
+	for (long i = 0; i < n; i++) {
+		struct inherited *in = &inherited[ninherited];
+		socklen_t len = sizeof(in->socktype);
+		const char *end;
+
+		in->fd = SD_LISTEN_FDS_START + (int)i;
+		in->addr.len = sizeof(in->addr.ss);
+		if (getsockopt(in->fd, SOL_SOCKET, SO_TYPE, &in->socktype, &len) < 0 ||
+		    getsockname(in->fd, (struct sockaddr *)&in->addr.ss, &in->addr.len) < 0) {
+			log_warn("LISTEN_FDS: fd %d is not a socket; ignored", in->fd);
+			continue;
+		}
+		in->addr.family = in->addr.ss.ss_family;
+		if (in->addr.family == AF_INET6) {
+			int v6only = 1;
+
+			len = sizeof(v6only);
+			getsockopt(in->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+			in->addr.dualstack = !v6only &&
+			    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&in->addr.ss)->sin6_addr);
+		}
+		(void)fcntl(in->fd, F_SETFD, FD_CLOEXEC);
+		/* LISTEN_FDNAMES: colon-separated, in the order of the fds. */
+		for (long k = 0; names != NULL && k < i; k++)
+			names = strchr(names, ':') ? strchr(names, ':') + 1 : NULL;
+		if (names != NULL) {
+			end = strchr(names, ':');
+			snprintf(in->name, sizeof(in->name), "%.*s",
+			    (int)(end ? (size_t)(end - names) : strlen(names)), names);
+		}
+		names = getenv("LISTEN_FDNAMES");
+		ninherited++;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return (int)ninherited;
+}
+
+/* An inherited socket for s: by name first, then by address. */
+static int
+take_inherited(const struct service *s)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < ninherited; i++) {
+			struct inherited *in = &inherited[i];
+			int fd = in->fd;
+
+			if (fd < 0 || in->socktype != s->socktype)
+				continue;
+			if (pass == 0 ? strcmp(in->name, s->name) != 0 :
+			    !addr_same(&in->addr, &s->listen))
+				continue;
+			in->fd = -1;
+			log_info("%s: adopted the socket passed as fd %d%s%s", s->name, fd,
+			    in->name[0] ? " named " : "", in->name);
+			return fd;
+		}
+	return -1;
+}
+
 struct listener *
 listener_open(const struct service *s, char *err, size_t errlen)
 {
@@ -82,6 +172,15 @@ listener_open(const struct service *s, char *err, size_t errlen)
 	l->refs = 1;
 	l->socktype = s->socktype;
 	l->addr = s->listen;
+	if (ninherited > 0 && (l->fd = take_inherited(s)) >= 0) {
+		/* The service manager owns its file and options: just make it ours to poll. */
+		step = "adopt";
+		l->adopted = 1;
+		if ((s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0) ||
+		    set_blocking(l->fd, s->wait) < 0)
+			goto fail;
+		return l;
+	}
 	l->fd = socket(family, s->socktype | SOCK_CLOEXEC, 0);
 	if (l->fd < 0 && a.dualstack && errno == EAFNOSUPPORT) {
 		/* "*:PORT" on a host without IPv6: all IPv4 addresses, then. */
@@ -105,6 +204,10 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		if (s->socktype == SOCK_STREAM &&
 		    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 			goto fail;
+		if (s->reuseport &&
+		    setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+			goto fail;
+		l->reuseport = s->reuseport;
 		if (a.ss.ss_family == AF_INET6) {
 			int v6only = !a.dualstack;
 
@@ -162,6 +265,9 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	const char *why = NULL;
 
 	addr_format(&s->listen, text, sizeof(text));
+	if (l->reuseport != s->reuseport)
+		log_warn("%s: listen %s: reuseport = %s takes effect when porterd restarts (the "
+		    "open socket is kept)", s->name, text, s->reuseport ? "yes" : "no");
 	/* listen() again only changes the backlog of a listening socket. */
 	if (s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0)
 		why = strerror(errno);
@@ -178,7 +284,8 @@ listener_close(struct listener *l)
 {
 	if (l->fd < 0)
 		return;
-	if (l->addr.family == AF_UNIX)
+	/* An adopted unix socket's file is the service manager's. */
+	if (l->addr.family == AF_UNIX && !l->adopted)
 		unlink(unix_path(&l->addr));
 	close(l->fd);
 	l->fd = -1;

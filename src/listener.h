@@ -14,10 +14,20 @@ struct listener {
 	struct addr	 addr;
 	pid_t		 wait_pid;	/* wait = yes: the handler holding it, else 0 */
 	long long	 paused_until;	/* back-off after EMFILE or a failed fork (monotonic ms) */
+	int		 reuseport;	/* as opened: changing it needs a new socket */
+	int		 adopted;	/* passed by systemd (LISTEN_FDS), not opened here */
 };
 
 /*
- * Open, bind and listen for service s. Returns the listener, or NULL with a
+ * systemd socket activation: take the sockets passed by $LISTEN_FDS (when
+ * $LISTEN_PID is ours) and their $LISTEN_FDNAMES, and unset those variables.
+ * Returns how many.
+ */
+int listener_inherit(void);
+
+/*
+ * Open, bind and listen for service s; or adopt an inherited socket named
+ * after s, or else bound to the address s wants. Returns the listener, or NULL with a
  * message "listen ADDRESS: what failed: why" in err.
  */
 struct listener *listener_open(const struct service *s, char *err, size_t errlen);

@@ -17,6 +17,7 @@
 #include "errlog.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "pending.h"
 #include "report.h"
 #include "spawn.h"
@@ -139,6 +140,12 @@ reap(void)
 static void
 reload_done(int ok)
 {
+	char state[96];
+
+	/* Ready again, either way: a failed reload keeps the running table. */
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=%s", ok ? "reloaded" :
+	    "reload failed; running the previous configuration");
+	notify_send(state);
 	if (ok)
 		daemon_stats.reloads_ok++;
 	else
@@ -156,6 +163,15 @@ reload(struct table **tab, const char *dir)
 	struct table *next;
 	char err[512];
 
+	{
+		struct timespec ts;
+		char state[96];
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+		notify_send(state);
+	}
 	log_info("reloading %s", dir);
 	if ((cf = config_load(dir, &errs, NULL)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)

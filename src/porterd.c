@@ -17,8 +17,10 @@
 #include "children.h"
 #include "config.h"
 #include "errlog.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "pending.h"
 #include "ratelimit.h"
 #include "report.h"
@@ -167,6 +169,9 @@ main(int argc, char **argv)
 	open_std_fds();
 	reset_signals();
 	spawn_init();
+	notify_init();
+	/* Before anything opens an fd of its own: these are 3, 4, ... */
+	listener_inherit();
 	/* Strays inherited from whoever started us must not reach a handler. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	umask(022);
@@ -224,9 +229,17 @@ main(int argc, char **argv)
 	daemon_stats.started_ms = log_now_ms();
 	daemon_stats.generation = 1;
 	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
+	{
+		char state[96];
+
+		snprintf(state, sizeof(state), "READY=1\nMAINPID=%ld\nSTATUS=%zu services",
+		    (long)getpid(), tab->n);
+		notify_send(state);
+	}
 
 	loop_run(&tab, dir, max_handlers);
 
+	notify_send("STOPPING=1");
 	log_info("stopping; %zu handler%s left to finish", children_count(),
 	    children_count() == 1 ? "" : "s");
 	errlog_flush_all();

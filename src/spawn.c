@@ -30,6 +30,9 @@ spawn_set_daemon_signals(const int *sigs, int n)
 
 /* Room for the per-connection variables; filled before fork, read by the child. */
 static char connvar[CONFIG_ENV_SLOTS][160];
+static char *listen_pid_var;
+/* Opened by the parent: a vfork child must not open what the parent won't have. */
+static int devnull_fd = -1;
 
 static void
 fill_env(const struct service *s, const struct conn *c)
@@ -77,9 +80,32 @@ fill_env(const struct service *s, const struct conn *c)
 			snprintf(connvar[n++], sizeof(*connvar), "TCPLOCALPORT=%u", port);
 		}
 	}
+	if (s->fds_systemd) {
+		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_FDS=1");
+		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_FDNAMES=%s", s->name);
+		/* The child writes its own pid over the zeros (see set_listen_pid). */
+		listen_pid_var = connvar[n];
+		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_PID=0000000000");
+	}
 	for (size_t i = 0; i < n; i++)
 		envp[i] = connvar[i];
 	envp[n] = NULL;
+}
+
+/* In the child: LISTEN_PID=<its pid>, with no library call that may allocate. */
+static void
+set_listen_pid(void)
+{
+	char digits[16], *p = listen_pid_var + strlen("LISTEN_PID=");
+	unsigned long pid = (unsigned long)getpid();
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) != 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	*p = '\0';
 }
 
 /* What a child reports through the error pipe when it cannot exec. */
@@ -116,15 +142,37 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setsid() < 0)
 		return STEP_SETSID;
-	for (int target = 0; target <= 2; target++)
-		if (dup2(target == 2 && errfd >= 0 ? errfd : fd, target) < 0)
+	if (s->fds_systemd) {
+		/*
+		 * systemd's layout: the socket on fd 3, nothing on 0 and 1. Move it
+		 * there first, and out of the way whatever else sits on 3.
+		 */
+		int null = devnull_fd;
+
+		if (errfd == 3 && (errfd = fcntl(3, F_DUPFD_CLOEXEC, 4)) < 0)
 			return STEP_DUP2;
+		if (fd != 3) {
+			if (dup2(fd, 3) < 0)
+				return STEP_DUP2;
+			fd = 3;
+		}
+		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup2(errfd >= 0 ? errfd : null, 2) < 0)
+			return STEP_DUP2;
+		set_listen_pid();
+	} else {
+		for (int target = 0; target <= 2; target++)
+			if (dup2(target == 2 && errfd >= 0 ? errfd : fd, target) < 0)
+				return STEP_DUP2;
+	}
 	/* Everything else goes at exec: listeners, the self-pipe, inherited strays. */
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int i = 3; i < 65536; i++)
+	if (close_range(s->fds_systemd ? 4 : 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int i = s->fds_systemd ? 4 : 3; i < 65536; i++)
 			if (i != keep_fd)
 				(void)fcntl(i, F_SETFD, FD_CLOEXEC);
 	}
+	if (s->fds_systemd && fcntl(3, F_SETFD, 0) < 0)
+		return STEP_DUP2;
 	/* Limits while we still may raise them; chroot while we still may call it. */
 	for (int i = 0; i < 4; i++) {
 		struct rlimit rl = { s->rlimit[i].value, s->rlimit[i].value };
@@ -174,6 +222,9 @@ child_main(void *arg)
 
 	if (a->pipe_r >= 0)
 		close(a->pipe_r);
+	/* fds = systemd puts the socket on 3: the error pipe must not be there. */
+	if (a->pipe_w == 3)
+		a->pipe_w = fcntl(3, F_DUPFD_CLOEXEC, 4);
 	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w);
 	if (ce.step < 0) {
 		execve(a->s->exec, a->s->argv, a->s->envp);
@@ -219,15 +270,13 @@ spawn_init(void)
 		use_vfork = 0;
 }
 
-/* Where a handler's fd 2 goes with stderr = null. */
+/* Where a handler's fd 2 goes with stderr = null, and 0 and 1 with fds = systemd. */
 static int
 devnull(void)
 {
-	static int fd = -1;
-
-	if (fd < 0)
-		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	return fd;
+	if (devnull_fd < 0)
+		devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	return devnull_fd;
 }
 
 pid_t
@@ -242,13 +291,18 @@ spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *e
 
 	*errfd = -1;
 	fill_env(s, c);
+	if (s->fds_systemd && devnull() < 0) {
+		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+		return -1;
+	}
 	if (s->stderr_mode == STDERR_LOG) {
 		if (pipe2(epipe, O_CLOEXEC) < 0) {
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			return -1;
 		}
 		child_err = epipe[1];
-	} else if (s->stderr_mode == STDERR_NULL && (child_err = devnull()) < 0) {
+	}
+	if (s->stderr_mode == STDERR_NULL && (child_err = devnull()) < 0) {
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
 	}

@@ -245,6 +245,7 @@ class SystemdUnitTest(unittest.TestCase):
         with open(os.path.join(SRCDIR, "systemd", "porterd.service.in")) as f:
             text = f.read()
         self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", text)
+        self.assertIn("Type=notify", text)
         self.assertIn("ExecStart=@sbindir@/porterd -f ", text)
         d = tempfile.mkdtemp(prefix="porterd-unit.")
         self.addCleanup(shutil.rmtree, d, True)
@@ -257,6 +258,12 @@ class SystemdUnitTest(unittest.TestCase):
         problems = [l for l in (r.stdout + r.stderr).splitlines()
                     if "porterd.service" in l]
         self.assertEqual(problems, [])
+        sock = os.path.join(d, "porterd.socket")
+        shutil.copy(os.path.join(SRCDIR, "systemd", "porterd.socket"), sock)
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", sock],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual([l for l in (r.stdout + r.stderr).splitlines()
+                          if "porterd.socket" in l], [])
 
 
 if __name__ == "__main__":
