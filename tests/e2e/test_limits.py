@@ -383,14 +383,17 @@ class LimitsTest(unittest.TestCase):
         self.addCleanup(p.cleanup)
         os.chmod(p.confdir, 0o755)
         os.chmod(os.path.join(p.confdir, "10-f.conf"), 0o644)
-        os.chown(p.dir, 65534, 65534)
+        # A uid of its own: the process limit counts every process of the user,
+        # and other tests run handlers as nobody at the same time.
+        uid = 64123
+        os.chown(p.dir, uid, uid)
         p.logfile = open(p.logpath, "ab")
-        # nobody may have 6 processes: porterd and 5 handlers. It runs a copy of
-        # porterd, as the build tree may be out of nobody's reach.
+        # The user may have 6 processes: porterd and 5 handlers. It runs a copy
+        # of porterd, as the build tree may be out of that user's reach.
         binary = os.path.join(p.dir, "porterd")
         shutil.copy(PORTERD, binary)
         os.chmod(binary, 0o755)
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
                "prlimit", "--nproc=6:6"] + [binary if x == PORTERD else x for x in p.command()]
         p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
                                   stderr=p.logfile)
