@@ -1123,6 +1123,8 @@ finish_service(struct build *b, const struct section *sec)
 	if (s->proxy_from.n > 0 && s->proxy == 0 && b->own[key_index("proxy_from")])
 		errs_add(b->errs, key_at(b, "proxy_from"), "proxy_from applies with proxy = "
 		    "v1, v2 or any");
+	else if (s->proxy == 0)
+		acl_free(&s->proxy_from);	/* inherited, and of no use here */
 	if (s->fds_systemd && (!s->wait || s->exec == NULL))
 		errs_add(b->errs, key_at(b, "fds"), "fds = systemd passes a wait = yes "
 		    "handler its socket; it needs exec and wait = yes");
@@ -1153,7 +1155,6 @@ finish_service(struct build *b, const struct section *sec)
 		}
 	}
 	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;
-	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
 	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)
 		errs_add(b->errs, key_at(b, "exec"), "exec = %s%s: %s", s->chroot ?
 		    s->chroot : "", s->exec, why);
@@ -1169,7 +1170,6 @@ finish_service(struct build *b, const struct section *sec)
 		const char *why_not = s->wait ? "a wait = yes handler receives its clients "
 		    "itself" : s->listen.family == AF_UNIX ? "unix socket clients have no "
 		    "address" : NULL;
-
 		const int in_force[] = { s->allow.n > 0, s->deny.n > 0, s->max_per_source != 0,
 			s->source_rate.n != 0 };
 
@@ -1179,7 +1179,15 @@ finish_service(struct build *b, const struct section *sec)
 			    (s->wait || b->own[key_index(per_client[i])]))
 				errs_add(b->errs, at, "%s cannot apply to [%s]: %s", per_client[i],
 				    s->name, why_not);
+		/* Else it is ignored: drop it, so that -T does not show it as in force. */
+		if (why_not != NULL && !s->wait) {
+			acl_free(&s->allow);
+			acl_free(&s->deny);
+			s->max_per_source = 0;
+			memset(&s->source_rate, 0, sizeof(s->source_rate));
+		}
 	}
+	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
 
 	/* Privileges: resolve everything now; the child only makes system calls. */
 	if (s->set_user || s->set_group) {
@@ -1486,19 +1494,22 @@ config_load(const char *dir, struct config_errors *errs, FILE *skipped)
 static void
 dump_args(FILE *out, char **argv)
 {
-	char buf[4096];
-
-	buf[0] = '\0';
+	fputs("args =", out);
 	for (size_t i = 0; argv[i] != NULL; i++) {
-		if (i > 0)
-			strcat(buf, " ");
-		if (args_quote(buf, sizeof(buf) - 1, argv[i]) < 0)
-			break;
+		/* Quoting at most doubles a word, plus its quotes. */
+		size_t len = 2 * strlen(argv[i]) + 4;
+		char *q = malloc(len);
+
+		if (q == NULL)
+			abort();
+		q[0] = '\0';
+		args_quote(q, len, argv[i]);
+		fputc(' ', out);
+		/* A newline inside a word goes on over an indented line, as it came in. */
+		for (const char *p = q; *p != '\0'; p++)
+			fputs(*p == '\n' ? "\n    " : (char[]){ *p, '\0' }, out);
+		free(q);
 	}
-	/* A newline inside a word goes on over an indented line, as it came in. */
-	fputs("args = ", out);
-	for (const char *p = buf; *p != '\0'; p++)
-		fputs(*p == '\n' ? "\n    " : (char[]){ *p, '\0' }, out);
 	fputc('\n', out);
 }
 

@@ -133,6 +133,23 @@ listener_inherit(void)
 	return (int)ninherited;
 }
 
+void
+listener_inherit_unused(void)
+{
+	for (size_t i = 0; i < ninherited; i++) {
+		struct inherited *in = &inherited[i];
+		char text[ADDR_TEXT_MAX];
+
+		if (in->fd < 0)
+			continue;
+		addr_format(&in->addr, text, sizeof(text));
+		log_warn("LISTEN_FDS: fd %d%s%s (%s) matches no service; closed", in->fd,
+		    in->name[0] ? " named " : "", in->name, text);
+		close(in->fd);
+		in->fd = -1;
+	}
+}
+
 /* An inherited socket for s: by name first, then by address. */
 static int
 take_inherited(const struct service *s)
@@ -172,6 +189,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 	l->refs = 1;
 	l->socktype = s->socktype;
 	l->addr = s->listen;
+	l->reuseport = s->reuseport;
 	if (ninherited > 0 && (l->fd = take_inherited(s)) >= 0) {
 		/* The service manager owns its file and options: just make it ours to poll. */
 		step = "adopt";
@@ -207,7 +225,6 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		if (s->reuseport &&
 		    setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 			goto fail;
-		l->reuseport = s->reuseport;
 		if (a.ss.ss_family == AF_INET6) {
 			int v6only = !a.dualstack;
 
@@ -265,7 +282,7 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	const char *why = NULL;
 
 	addr_format(&s->listen, text, sizeof(text));
-	if (l->reuseport != s->reuseport)
+	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted)
 		log_warn("%s: listen %s: reuseport = %s takes effect when porterd restarts (the "
 		    "open socket is kept)", s->name, text, s->reuseport ? "yes" : "no");
 	/* listen() again only changes the backlog of a listening socket. */
@@ -273,8 +290,8 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 		why = strerror(errno);
 	else if (set_blocking(l->fd, s->wait) < 0)
 		why = strerror(errno);
-	else if (l->addr.family != AF_UNIX || unix_set_owner(l, s, &why) == 0)
-		return 0;
+	else if (l->addr.family != AF_UNIX || l->adopted || unix_set_owner(l, s, &why) == 0)
+		return 0;	/* an adopted socket's owner and mode are its unit's */
 	snprintf(err, errlen, "listen %s: %s", text, why);
 	return -1;
 }

@@ -24,6 +24,8 @@ struct listener {
  * Returns how many.
  */
 int listener_inherit(void);
+/* Close (and log) the inherited sockets no service took: their clients must not hang. */
+void listener_inherit_unused(void);
 
 /*
  * Open, bind and listen for service s; or adopt an inherited socket named

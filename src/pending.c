@@ -100,13 +100,18 @@ read_line(struct pending *p)
 	return 0;
 }
 
-/* Peek at what came; take exactly the header once it is whole, not a byte more. */
+/*
+ * Peek at what came. While the header is not whole, every byte that came is
+ * header: take them all (left unread, they would wake poll again at once).
+ * Once it is whole, take just the rest of it: what follows is the handler's.
+ */
 static void
 read_proxy(struct pending *p)
 {
-	unsigned char buf[PROXY_MAX];
-	ssize_t r = recv(p->conn.fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	ssize_t r = recv(p->conn.fd, p->head + p->have, sizeof(p->head) - p->have,
+	    MSG_PEEK | MSG_DONTWAIT);
 	enum proxy_result res;
+	size_t take;
 
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -115,19 +120,24 @@ read_proxy(struct pending *p)
 		p->why = r == 0 ? "closed before the end of its PROXY header" : strerror(errno);
 		return;
 	}
-	res = proxy_parse(buf, (size_t)r, p->proxy, &p->hdr, &p->why);
-	if (res == PROXY_MORE)
-		return;
+	res = proxy_parse(p->head, p->have + (size_t)r, p->proxy, &p->hdr, &p->why);
 	if (res == PROXY_BAD) {
 		p->ready = -1;
 		return;
 	}
-	if (recv(p->conn.fd, buf, p->hdr.length, MSG_DONTWAIT) != (ssize_t)p->hdr.length) {
+	take = res == PROXY_DONE ? p->hdr.length - p->have : (size_t)r;
+	if (recv(p->conn.fd, p->head + p->have, take, MSG_DONTWAIT) != (ssize_t)take) {
 		p->ready = -1;
 		p->why = "short read of its PROXY header";
 		return;
 	}
-	p->ready = 1;
+	p->have += take;
+	if (res == PROXY_DONE)
+		p->ready = 1;
+	else if (p->have == sizeof(p->head)) {
+		p->ready = -1;
+		p->why = "PROXY header too long";
+	}
 }
 
 void

@@ -22,6 +22,8 @@ struct pending {
 	int			 ready;		/* 1: line[] or hdr complete; -1: bad (why) */
 	const char		*why;
 	struct proxy_header	 hdr;
+	size_t			 have;		/* header bytes taken so far */
+	unsigned char		 head[PROXY_MAX];
 	char			 line[PENDING_LINE_MAX + 1];
 };
 

@@ -201,6 +201,7 @@ main(int argc, char **argv)
 		status = EXIT_SYSTEM;
 		goto out;
 	}
+	listener_inherit_unused();
 	if (loop_init() < 0) {
 		fprintf(stderr, "porterd: signals: %s\n", strerror(errno));
 		table_retire(tab, NULL);
@@ -232,8 +233,8 @@ main(int argc, char **argv)
 	{
 		char state[96];
 
-		snprintf(state, sizeof(state), "READY=1\nMAINPID=%ld\nSTATUS=%zu services",
-		    (long)getpid(), tab->n);
+		snprintf(state, sizeof(state), "READY=1\nMAINPID=%ld\nSTATUS=%zu service%s",
+		    (long)getpid(), tab->n, tab->n == 1 ? "" : "s");
 		notify_send(state);
 	}
 

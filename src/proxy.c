@@ -69,9 +69,10 @@ parse_v1(const unsigned char *buf, size_t len, struct proxy_header *h, const cha
 	int family;
 	const unsigned char *cr;
 
-	cr = memchr(buf, '\r', len < PROXY_V1_MAX ? len : PROXY_V1_MAX);
+	/* 107 bytes at most, CR LF included: the CR is within the first 106. */
+	cr = memchr(buf, '\r', len < PROXY_V1_MAX - 1 ? len : PROXY_V1_MAX - 1);
 	if (cr == NULL) {
-		if (len >= PROXY_V1_MAX)
+		if (len >= PROXY_V1_MAX - 1)
 			return *why = "v1 header longer than 107 bytes", PROXY_BAD;
 		return PROXY_MORE;
 	}

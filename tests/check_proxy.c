@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
@@ -91,6 +92,23 @@ START_TEST(test_v1_bad)
 		ck_assert_msg(proxy_parse((const unsigned char *)bad[i], strlen(bad[i]), PROXY_ANY,
 		    &h, &why) == PROXY_BAD, "accepted: %s", bad[i]);
 		ck_assert_ptr_nonnull(why);
+	}
+	{
+		/* 107 bytes with CR LF is the longest line; 108 is one too many. */
+		char line[200];
+		struct proxy_header h;
+		const char *why;
+		size_t n = (size_t)snprintf(line, sizeof(line), "PROXY UNKNOWN ");
+
+		memset(line + n, 'x', 107 - 2 - n);
+		memcpy(line + 105, "\r\n", 2);
+		ck_assert_int_eq(proxy_parse((const unsigned char *)line, 107, PROXY_ANY, &h, &why),
+		    PROXY_DONE);
+		ck_assert_uint_eq(h.length, 107);
+		memset(line + n, 'x', 108 - 2 - n);
+		memcpy(line + 106, "\r\n", 2);
+		ck_assert_int_eq(proxy_parse((const unsigned char *)line, 108, PROXY_ANY, &h, &why),
+		    PROXY_BAD);
 	}
 	memset(longline, 'x', sizeof(longline));
 	memcpy(longline, "PROXY TCP4 ", 11);

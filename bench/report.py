@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Turn bench/run.sh's raw runs (one JSON object a line) into the table on
+stdout, bench/results.json and the data file that plot.sh draws.
+
+Every ratio is taken within one round (the contender's run against the floor's
+run of the same round and concurrency, minutes apart at most), then the median
+over rounds is reported, with the range. Nothing here judges a number."""
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+FLOOR = "floor"
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def ratio_stats(rows, floor_rows, key):
+    """Per-round ratios of key(row) to key(floor row of the same round and c)."""
+    by_round = {(r["round"], r["c"]): r for r in floor_rows}
+    out = []
+    for r in rows:
+        f = by_round.get((r["round"], r["c"]))
+        if f is None:
+            continue
+        a, b = key(r), key(f)
+        if a is not None and b:
+            out.append(a / b)
+    if not out:
+        return None
+    return {"median": med(out), "min": min(out), "max": max(out), "per_round": out}
+
+
+def throughput(runs, phase):
+    """{contender: {c: [runs]}} for one phase, in first-seen order."""
+    table = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r.get("phase") == phase:
+            table[r["contender"]][r["c"]].append(r)
+    return table
+
+
+def cps(r):
+    return r["result"]["conn_per_s"]
+
+
+def p99(r):
+    return r["result"]["lat_ms"]["p99"] if r["result"]["ok"] else None
+
+
+def summarize(table):
+    out = {}
+    floor = table.get(FLOOR, {})
+    for name, per_c in table.items():
+        s = {}
+        errors = defaultdict(int)
+        for c, rows in sorted(per_c.items()):
+            for r in rows:
+                for k, v in r["result"]["errors"].items():
+                    if v:
+                        errors[k] += v
+            s["c=%d" % c] = {
+                "conn_per_s_median": med([cps(r) for r in rows]),
+                "conn_per_s_per_round": [cps(r) for r in rows],
+                "ratio_to_floor": ratio_stats(rows, floor.get(c, []), cps),
+                "p50_ms_median": med([r["result"]["lat_ms"]["p50"] for r in rows]),
+                "p99_ms_median": med([p99(r) for r in rows]),
+                "max_ms": max(r["result"]["lat_ms"]["max"] for r in rows),
+                "p99_ratio_to_floor": ratio_stats(rows, floor.get(c, []), p99),
+                "connections_ok": sum(r["result"]["ok"] for r in rows),
+            }
+        s["errors"] = dict(errors)
+        out[name] = s
+    return out
+
+
+def is_peer(name):
+    return not name.startswith("floor") and not name.startswith("porterd")
+
+
+def versus_best_peer(table, concs):
+    """Per round and c: porterd's conn/s over the fastest peer's in that round."""
+    if "porterd" not in table:
+        return {}
+    out = {}
+    for c in concs:
+        ratios = []
+        for r in table["porterd"].get(c, []):
+            best = max((cps(p) for n, per_c in table.items() if is_peer(n)
+                        for p in per_c.get(c, []) if p["round"] == r["round"]), default=None)
+            if best:
+                ratios.append(cps(r) / best)
+        if ratios:
+            out["c=%d" % c] = {"median": med(ratios), "min": min(ratios),
+                               "max": max(ratios), "per_round": ratios}
+    return out
+
+
+def ratio_text(st):
+    if st is None:
+        return "-"
+    if abs(st["max"] - st["min"]) < 0.005:
+        return "%.2f" % st["median"]
+    return "%.2f (%.2f-%.2f)" % (st["median"], st["min"], st["max"])
+
+
+def print_throughput(title, summ, concs, out):
+    print(title, file=out)
+    head = "%-24s" % "contender"
+    for c in concs:
+        head += " %-26s" % ("c=%d conn/s  x floor" % c)
+    head += " %-10s %-18s %s" % ("p99 c=8", "p99 c=8 x floor", "errors")
+    print(head, file=out)
+    for name, s in summ.items():
+        line = "%-24s" % name
+        for c in concs:
+            cell = s.get("c=%d" % c)
+            if cell is None:
+                line += " %-26s" % "-"
+                continue
+            line += " %-26s" % ("%7s  %s" % (fmt(cell["conn_per_s_median"], ".0f"),
+                                             ratio_text(cell["ratio_to_floor"])))
+        c8 = s.get("c=8")
+        line += " %-10s %-18s" % (
+            (fmt(c8["p99_ms_median"], ".1f") + " ms") if c8 else "-",
+            ratio_text(c8["p99_ratio_to_floor"]) if c8 else "-")
+        errs = s["errors"]
+        line += " " + (", ".join("%s %d" % kv for kv in sorted(errs.items())) or "0")
+        print(line, file=out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--how")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--dat")
+    ap.add_argument("--meta", nargs="*", default=[])
+    a = ap.parse_args()
+
+    runs = []
+    with open(a.raw) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                runs.append(json.loads(line))
+    meta = dict(kv.split("=", 1) for kv in a.meta)
+    how = {}
+    if a.how:
+        with open(a.how) as f:
+            for line in f:
+                name, _, text = line.rstrip("\n").partition("\t")
+                how[name] = text
+
+    out = sys.stdout
+    main_t = throughput(runs, "main")
+    order = list(how)
+    main_t = dict(sorted(main_t.items(),
+                         key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    concs = sorted({c for per_c in main_t.values() for c in per_c})
+    summ = summarize(main_t)
+    print("", file=out)
+    print("porterd benchmark: handler %s, %s round(s) x %s s per run, %s CPUs; "
+          "conn/s = median over rounds; x floor = median (min-max) of the per-round "
+          "ratios to the floor (vfork + setsid + execve)" % (meta.get("handler"), meta.get("rounds"),
+                                                meta.get("secs"), meta.get("nproc")), file=out)
+    print("porterd %s (checkout at %s); kernel.sched_autogroup_enabled = %s; load average at "
+          "the end %s; took %s s" % (meta.get("porterd_src"), meta.get("porterd_commit"),
+                                 meta.get("sched_autogroup"), meta.get("loadavg_end"),
+                                 meta.get("duration_s")), file=out)
+    print("", file=out)
+    print_throughput("Throughput (connections/s) and p99 latency at c=8", summ, concs, out)
+    for name, text in how.items():
+        if text.startswith("not run"):
+            print("%-24s %s" % (name, text), file=out)
+    vs_peers = versus_best_peer(main_t, concs)
+    if vs_peers:
+        line = "%-24s" % "porterd / best peer"
+        for c in concs:
+            st = vs_peers.get("c=%d" % c)
+            line += " %-26s" % ("%7s  %s" % ("", ratio_text(st) if st else "-"))
+        print(line, file=out)
+        print("%-24s %s" % ("", "(per round: porterd conn/s over the fastest peer's; "
+                                 "peers: " + ", ".join(n for n in main_t if is_peer(n))
+                                 + ")"), file=out)
+
+    scale_t = throughput(runs, "scale")
+
+    def scale_key(name):
+        if name == FLOOR:
+            return -1
+        digits = "".join(ch for ch in name if ch.isdigit())
+        return int(digits) if digits else 1 << 30
+    scale_t = dict(sorted(scale_t.items(), key=lambda kv: scale_key(kv[0])))
+    scale_summ = summarize(scale_t) if scale_t else {}
+    scale_rss = [r for r in runs if r.get("phase") == "scale-rss"]
+    per_service_kb = None
+    if scale_summ:
+        sconcs = sorted({c for per_c in scale_t.values() for c in per_c})
+        print("", file=out)
+        print_throughput("Scaling: one TCP service under load while porterd has N services "
+                         "(the others on unix sockets, idle)", scale_summ, sconcs, out)
+        idle = {r["services"]: r for r in scale_rss if r["when"] == "idle"}
+        after = {r["services"]: r for r in scale_rss if r["when"] == "after-load"}
+        for k in sorted(idle):
+            print("  %4d services: RSS idle %d kB, after the load %s kB; %d fds; "
+                  "first answer %.0f ms after start" % (
+                      k, idle[k]["rss_kb"], after.get(k, {}).get("rss_kb", "-"),
+                      idle[k]["fds"], idle[k]["start_ms"]), file=out)
+        ks = sorted(idle)
+        if len(ks) >= 2 and ks[-1] > ks[0]:
+            lo, hi = ks[0], ks[-1]
+            per_service_kb = (idle[hi]["rss_kb"] - idle[lo]["rss_kb"]) / (hi - lo)
+            print("  memory per service: (RSS %d svc - RSS %d svc) / %d = %.2f kB" % (
+                hi, lo, hi - lo, per_service_kb), file=out)
+
+    reload_rows = [r for r in runs if r.get("phase") == "reload"]
+    reload_log = [r for r in runs if r.get("phase") == "reload-log"]
+    reload_summ = {}
+    if reload_rows:
+        print("", file=out)
+        print("Reload: SIGHUP -> a newly added service answering (ms, median and range "
+              "over reps; 'listening': first accepted connect); SIGHUP -> a removed service "
+              "refusing; porterd's own 'reloaded in' log figure", file=out)
+        by_k = defaultdict(list)
+        for r in reload_rows:
+            by_k[r["services"]].append(r)
+        for k in sorted(by_k):
+            adds = [r["add_ms"] for r in by_k[k] if r["add_ms"] is not None]
+            lsn = [r.get("add_listening_ms") for r in by_k[k]
+                   if r.get("add_listening_ms") is not None]
+            dels = [r["remove_ms"] for r in by_k[k] if r["remove_ms"] is not None]
+            # The log line counts the services after the reload: k+1 after an add.
+            logged = [r["ms"] for r in reload_log if r["services"] in (k, k + 1)]
+            reload_summ[str(k)] = {
+                "add_ms_median": med(adds), "add_ms": adds,
+                "add_listening_ms_median": med(lsn), "add_listening_ms": lsn,
+                "remove_ms_median": med(dels), "remove_ms": dels,
+                "porterd_logged_ms": logged,
+                "failed": sum(1 for r in by_k[k] if r["add_ms"] is None),
+            }
+            print("  %4d services: add %s ms (%s-%s; listening after %s), remove %s ms "
+                  "(%s-%s); porterd log: %s ms%s" % (
+                      k, fmt(med(adds), ".1f"), fmt(min(adds) if adds else None, ".1f"),
+                      fmt(max(adds) if adds else None, ".1f"), fmt(med(lsn), ".1f"),
+                      fmt(med(dels), ".1f"),
+                      fmt(min(dels) if dels else None, ".1f"),
+                      fmt(max(dels) if dels else None, ".1f"),
+                      fmt(med(logged), ".0f"),
+                      "" if not reload_summ[str(k)]["failed"] else
+                      "; %d reps never answered" % reload_summ[str(k)]["failed"]), file=out)
+
+    rss_rows = [r for r in runs if r.get("phase") == "rss"]
+    if rss_rows:
+        print("", file=out)
+        print("porterd memory (VmRSS) and open fds, one service:", file=out)
+        for r in rss_rows:
+            print("  %-14s after %6d connections: %6d kB, %d fds" % (
+                r["label"], r["connections"], r["rss_kb"], r["fds"]), file=out)
+    print("", file=out)
+
+    results = {
+        "meta": meta,
+        "how": how,
+        "throughput": summ,
+        "porterd_vs_best_peer": versus_best_peer(main_t, concs),
+        "scaling": {"throughput": scale_summ, "rss": scale_rss,
+                    "memory_per_service_kb": per_service_kb},
+        "reload": reload_summ,
+        "rss": rss_rows,
+        "runs": runs,
+    }
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+
+    if a.dat:
+        names = list(main_t)
+        with open(a.dat, "w") as f:
+            f.write("c " + " ".join(n for n in names) + "\n")
+            for c in concs:
+                cells = []
+                for n in names:
+                    v = summ[n].get("c=%d" % c, {}).get("conn_per_s_median")
+                    cells.append("NaN" if v is None else "%.1f" % v)
+                f.write("%d %s\n" % (c, " ".join(cells)))
+
+
+if __name__ == "__main__":
+    main()

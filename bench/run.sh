@@ -1,0 +1,460 @@
+#!/usr/bin/env bash
+# bench/run.sh: porterd against the floor (the smallest correct fork-per-connection
+# server) and against the inetds that are installed, in interleaved rounds; then
+# porterd alone: scaling with the number of services, reload latency, memory.
+# Measurement only: nothing here passes or fails on a number.
+#
+# usage: bench/run.sh [--quick] [--dynamic] [--rounds N] [--secs S] [--conc "1 8 64"]
+#                     [--only "floor porterd ..."] [--rss-conns N] [--rss-secs S] [--no-scale]
+#                     [--no-reload] [--no-install] [--no-plot]
+# See bench/README.
+set -uo pipefail
+
+BENCH=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH")
+BUILD=$BENCH/build
+RUN=$BENCH/.run
+PEERS=$BENCH/.peers
+PORTERD=${PORTERD:-$ROOT/src/porterd}
+RESULTS=$BENCH/results.json
+RAW=$RUN/raw.jsonl
+
+# Defaults: a full run in about ten minutes on two cores.
+ROUNDS=3 SECS=2 CONC="1 8 64" SCALE_CONC="1 8 64" SCALE_ROUNDS=2 RSS_CONNS=100000
+RELOAD_REPS=5 RELOAD_SIZES="10 100 1000" SCALE_SIZES="1 100 1000" RSS_SECS=200
+HANDLER_KIND=static ONLY="" DO_SCALE=1 DO_RELOAD=1 DO_INSTALL=1 DO_PLOT=1 QUICK=0
+CONN_TIMEOUT=5
+
+usage() {
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	exit "${1:-0}"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ROUNDS=1 SECS=1 SCALE_CONC="8" SCALE_ROUNDS=1 RSS_CONNS=10000
+		RSS_SECS=30 RELOAD_REPS=3 ;;
+	--dynamic) HANDLER_KIND=dynamic ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--secs) SECS=$2; shift ;;
+	--conc) CONC=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--rss-conns) RSS_CONNS=$2; shift ;;
+	--rss-secs) RSS_SECS=$2; shift ;;
+	--no-scale) DO_SCALE=0 ;;
+	--no-reload) DO_RELOAD=0 ;;
+	--no-install) DO_INSTALL=0 ;;
+	--no-plot) DO_PLOT=0 ;;
+	-h|--help) usage 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; usage 100 ;;
+	esac
+	shift
+done
+
+say() { printf '%s\n' "$*" >&2; }
+T_START=$(date +%s)
+
+# ---- peers: install what is missing (the package scripts cannot start daemons:
+# /usr/sbin/policy-rc.d says no), and unpack openbsd-inetd, which conflicts with
+# xinetd as a package, into .peers/ to use its binary without installing it.
+policy_blocks_daemons() {
+	[ -x /usr/sbin/policy-rc.d ] && { /usr/sbin/policy-rc.d >/dev/null 2>&1; [ $? -eq 101 ]; }
+}
+
+setup_peers() {
+	local want=()
+	command -v xinetd >/dev/null || want+=(xinetd)
+	command -v tcpserver >/dev/null || want+=(ucspi-tcp)
+	command -v gnuplot >/dev/null || want+=(gnuplot-nox)
+	if [ ${#want[@]} -gt 0 ]; then
+		if [ "$DO_INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && policy_blocks_daemons; then
+			say "installing ${want[*]}"
+			apt-get install -y -q "${want[@]}" >"$RUN/apt.log" 2>&1 ||
+			    { apt-get update -q >>"$RUN/apt.log" 2>&1 &&
+			      apt-get install -y -q "${want[@]}" >>"$RUN/apt.log" 2>&1; } ||
+			    say "apt-get install ${want[*]} failed; see $RUN/apt.log"
+		else
+			say "not installing ${want[*]} (--no-install, not root, or no policy-rc.d" \
+			    "that stops package scripts from starting daemons)"
+		fi
+	fi
+	if ! openbsd_inetd >/dev/null && [ "$DO_INSTALL" = 1 ]; then
+		mkdir -p "$PEERS/debs"
+		say "fetching openbsd-inetd into $PEERS (unpacked, not installed)"
+		if (cd "$PEERS/debs" && apt-get download openbsd-inetd >"$RUN/apt-download.log" 2>&1); then
+			dpkg-deb -x "$(ls -t "$PEERS"/debs/openbsd-inetd_*.deb | head -1)" "$PEERS"
+		else
+			say "apt-get download openbsd-inetd failed; see $RUN/apt-download.log"
+		fi
+	fi
+}
+
+# The openbsd-inetd binary: the installed package's, else the unpacked one.
+openbsd_inetd() {
+	if dpkg-query -W -f='${Status}' openbsd-inetd 2>/dev/null | grep -q 'ok installed'; then
+		echo /usr/sbin/inetd
+	elif [ -x "$PEERS/usr/sbin/inetd" ]; then
+		echo "$PEERS/usr/sbin/inetd"
+	else
+		return 1
+	fi
+}
+
+have_busybox_inetd() {
+	command -v busybox >/dev/null && busybox inetd --help 2>&1 | grep -q -i 'usage'
+}
+
+# ---- contenders: NAME, port; start_NAME writes its configuration and starts it.
+declare -A PORT=([floor]=20001 [floor-fork]=20002 [porterd]=20003 [xinetd]=20004
+    [openbsd-inetd]=20005 [tcpserver]=20006 [busybox-inetd]=20007
+    [systemd-socket-activate]=20008 [floor-posix-spawn]=20009 [floor-nosetsid]=20010)
+ALL="floor floor-posix-spawn floor-fork floor-nosetsid porterd xinetd openbsd-inetd tcpserver
+    busybox-inetd systemd-socket-activate"
+declare -A PID=() HOW=() MISSING=()
+SERVED_PORTERD=0	# connections porterd has answered (ok), for the RSS figures
+
+# The floors: bench/floor.c built four ways (see its header).
+start_floor_variant() {	# NAME PORT
+	HOW[$1]="$BUILD/$1 $2 $HANDLER"
+	"$BUILD/$1" "$2" "$HANDLER" </dev/null >"$RUN/$1.log" 2>&1 &
+	PID[$1]=$!
+}
+start_floor() { start_floor_variant floor "$1"; }
+start_floor-posix-spawn() { start_floor_variant floor-posix-spawn "$1"; }
+start_floor-fork() { start_floor_variant floor-fork "$1"; }
+start_floor-nosetsid() { start_floor_variant floor-nosetsid "$1"; }
+
+# porterd_dir DIR PORT NFILLERS: one TCP service on PORT plus NFILLERS services
+# on unix sockets (the loopback port range of this benchmark is 1,000 ports).
+porterd_dir() {
+	local dir=$1 port=$2 n=$3 i
+	rm -rf "$dir"
+	mkdir -p "$dir/sock"
+	printf '[bench]\nlisten = 127.0.0.1:%s\nexec = %s\n' "$port" "$HANDLER" >"$dir/000-bench.conf"
+	for ((i = 1; i <= n; i++)); do
+		printf '[filler%04d]\nlisten = unix:%s/sock/f%04d.sock\nexec = %s\n' \
+		    "$i" "$dir" "$i" "$HANDLER" >"$dir/f$(printf %04d "$i").conf"
+	done
+}
+
+start_porterd() {
+	local dir=$RUN/porterd.d
+	porterd_dir "$dir" "$1" 0
+	HOW[porterd]="$PORTERD -f -d $dir   ($dir/000-bench.conf: [bench] listen = 127.0.0.1:$1, exec = $HANDLER; every other key default)"
+	"$PORTERD" -f -d "$dir" </dev/null >"$RUN/porterd.log" 2>&1 &
+	PID[porterd]=$!
+}
+
+start_xinetd() {
+	local conf=$RUN/xinetd.conf
+	{
+		printf 'defaults\n{\n}\n'
+		printf 'service porterd-bench\n{\n'
+		printf '\t%-15s = %s\n' type UNLISTED socket_type stream protocol tcp port "$1" \
+		    bind 127.0.0.1 wait no user root server "$HANDLER" instances UNLIMITED \
+		    per_source UNLIMITED cps "1000000 1" log_on_success "" log_on_failure ""
+		printf '}\n'
+	} >"$conf"
+	HOW[xinetd]="xinetd -dontfork -f $conf -filelog $RUN/xinetd.filelog   (service: type = UNLISTED, socket_type = stream, protocol = tcp, port = $1, bind = 127.0.0.1, wait = no, user = root, server = $HANDLER, instances = UNLIMITED, per_source = UNLIMITED, cps = 1000000 1, log_on_success and log_on_failure empty)"
+	xinetd -dontfork -f "$conf" -filelog "$RUN/xinetd.filelog" </dev/null >"$RUN/xinetd.log" 2>&1 &
+	PID[xinetd]=$!
+}
+
+start_openbsd-inetd() {
+	local conf=$RUN/openbsd-inetd.conf bin
+	bin=$(openbsd_inetd)
+	# .max is per minute: above anything a run reaches, so it never trips.
+	echo "127.0.0.1:$1 stream tcp nowait.1000000000 root $HANDLER handler" >"$conf"
+	HOW[openbsd-inetd]="$bin -i -q 4096 $conf   (line: 127.0.0.1:$1 stream tcp nowait.1000000000 root $HANDLER handler)"
+	"$bin" -i -q 4096 "$conf" </dev/null >"$RUN/openbsd-inetd.log" 2>&1 &
+	PID[openbsd-inetd]=$!
+}
+
+start_tcpserver() {
+	HOW[tcpserver]="tcpserver -c 1000 -b 4096 -HRl0 127.0.0.1 $1 $HANDLER"
+	tcpserver -c 1000 -b 4096 -HRl0 127.0.0.1 "$1" "$HANDLER" </dev/null >"$RUN/tcpserver.log" 2>&1 &
+	PID[tcpserver]=$!
+}
+
+start_busybox-inetd() {
+	local conf=$RUN/busybox-inetd.conf
+	echo "127.0.0.1:$1 stream tcp nowait root $HANDLER handler" >"$conf"
+	HOW[busybox-inetd]="busybox inetd -f -e -q 4096 -R 0 $conf   (line: 127.0.0.1:$1 stream tcp nowait root $HANDLER handler)"
+	busybox inetd -f -e -q 4096 -R 0 "$conf" </dev/null >"$RUN/busybox-inetd.log" 2>&1 &
+	PID[busybox-inetd]=$!
+}
+
+start_systemd-socket-activate() {
+	HOW[systemd-socket-activate]="SYSTEMD_LOG_LEVEL=warning systemd-socket-activate --inetd -a -l 127.0.0.1:$1 $HANDLER   (the log level only silences its per-connection info lines)"
+	SYSTEMD_LOG_LEVEL=warning systemd-socket-activate --inetd -a -l "127.0.0.1:$1" "$HANDLER" \
+	    </dev/null >"$RUN/systemd-socket-activate.log" 2>&1 &
+	PID[systemd-socket-activate]=$!
+}
+
+available() {
+	case $1 in
+	floor|floor-*) return 0 ;;
+	porterd) [ -x "$PORTERD" ] || { MISSING[$1]="$PORTERD missing: build it (./configure && make)"; return 1; } ;;
+	xinetd) command -v xinetd >/dev/null || { MISSING[$1]="not installed"; return 1; } ;;
+	openbsd-inetd) openbsd_inetd >/dev/null || { MISSING[$1]="not installed, and not fetched"; return 1; } ;;
+	tcpserver) command -v tcpserver >/dev/null || { MISSING[$1]="ucspi-tcp not installed"; return 1; } ;;
+	busybox-inetd) have_busybox_inetd || { MISSING[$1]="busybox has no inetd applet (Debian builds busybox and busybox-static without it)"; return 1; } ;;
+	systemd-socket-activate) command -v systemd-socket-activate >/dev/null || { MISSING[$1]="not installed"; return 1; } ;;
+	esac
+}
+
+# stop_pid PID: SIGTERM, then SIGKILL after 5 s; only ever the pid we started.
+stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		# A zombie child of ours still answers kill -0 until waited for.
+		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] &&
+	    kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+EXTRA_PIDS=()
+cleanup() {
+	local p
+	for p in "${PID[@]}" "${EXTRA_PIDS[@]}"; do
+		[ -n "$p" ] && stop_pid "$p"
+	done
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+
+# load PHASE NAME PORT ROUND C [extra loadgen args]: one measured run, one raw line.
+load() {
+	local phase=$1 name=$2 port=$3 round=$4 c=$5 json human ok
+	shift 5
+	json=$("$BUILD/loadgen" -c "$c" -n 100000000 -d "$SECS" -t "$CONN_TIMEOUT" "$@" \
+	    "127.0.0.1:$port" 2>"$RUN/loadgen.err")
+	human=$(cat "$RUN/loadgen.err")
+	if [ -z "$json" ]; then
+		say "  loadgen failed: $human"
+		return
+	fi
+	printf '{"phase":"%s","contender":"%s","round":%d,"c":%d,"result":%s}\n' \
+	    "$phase" "$name" "$round" "$c" "$json" >>"$RAW"
+	printf '  %-6s r%d c=%-3d %-24s %s\n' "$phase" "$round" "$c" "$name" "${human#*: }" >&2
+	if [ "$name" = porterd ]; then
+		ok=$(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$json")
+		SERVED_PORTERD=$((SERVED_PORTERD + ok))
+	fi
+}
+
+# rotate N WORDS...: the words, starting at the Nth (mod count), so that no
+# contender always runs first or right after the same one.
+rotate() {
+	local n=$1 a
+	shift
+	a=("$@")
+	local k=$(( n % ${#a[@]} )) i
+	for ((i = 0; i < ${#a[@]}; i++)); do
+		printf '%s ' "${a[(k + i) % ${#a[@]}]}"
+	done
+}
+
+record_rss() {	# record_rss LABEL CONNS PID
+	printf '{"phase":"rss","label":"%s","connections":%d,"rss_kb":%d,"fds":%d}\n' \
+	    "$1" "$2" "$(rss_kb "$3")" "$(nfds "$3")" >>"$RAW"
+	say "  rss    porterd $1: $(rss_kb "$3") kB, $(nfds "$3") fds, after $2 connections"
+}
+
+# ------------------------------------------------------------------ main
+rm -rf "$RUN"
+mkdir -p "$RUN"
+: >"$RAW"
+setup_peers
+say "building bench tools"
+make -s -C "$BENCH" >"$RUN/make.log" 2>&1 || { cat "$RUN/make.log" >&2; exit 111; }
+HANDLER=$BUILD/handler-$HANDLER_KIND
+# Measure a snapshot: a rebuild of src/porterd during the run must not switch binaries.
+PORTERD_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
+if [ -x "$PORTERD" ]; then
+	cp "$PORTERD" "$RUN/porterd"
+	PORTERD_SRC=$PORTERD
+	PORTERD=$RUN/porterd
+	say "measuring $PORTERD_SRC (checkout at $PORTERD_COMMIT), copied to $PORTERD"
+fi
+[ "$("$BUILD/handler-$HANDLER_KIND" </dev/null)" = hello ] || { say "handler broken"; exit 111; }
+
+CONTENDERS=()
+for name in ${ONLY:-$ALL}; do
+	if [ -z "${PORT[$name]:-}" ]; then
+		say "unknown contender $name (known: $ALL)"
+		exit 100
+	fi
+	if ! available "$name"; then
+		say "skipping $name: ${MISSING[$name]}"
+		continue
+	fi
+	"start_$name" "${PORT[$name]}"
+	if ! t=$("$BUILD/probe" -t 10 "127.0.0.1:${PORT[$name]}"); then
+		say "$name did not answer on ${PORT[$name]} within 10 s; its log:"
+		tail -5 "$RUN/$name.log" >&2
+		stop_pid "${PID[$name]}"
+		unset "PID[$name]"
+		MISSING[$name]="did not start (see $RUN/$name.log)"
+		continue
+	fi
+	say "started $name (pid ${PID[$name]}) on 127.0.0.1:${PORT[$name]}, answering after $t ms"
+	[ "$name" = porterd ] && SERVED_PORTERD=1
+	CONTENDERS+=("$name")
+done
+[[ " ${CONTENDERS[*]} " == *" floor "* ]] || { say "the floor did not start; nothing to compare with"; exit 111; }
+
+if [ -n "${PID[porterd]:-}" ]; then
+	record_rss idle "$SERVED_PORTERD" "${PID[porterd]}"
+fi
+say "warming up (porterd: to 1,000 connections; the others: 200)"
+for name in "${CONTENDERS[@]}"; do
+	n=200
+	[ "$name" = porterd ] && n=$((1000 - SERVED_PORTERD))
+	out=$("$BUILD/loadgen" -q -c 8 -n "$n" -t "$CONN_TIMEOUT" "127.0.0.1:${PORT[$name]}")
+	if [ "$name" = porterd ]; then
+		SERVED_PORTERD=$((SERVED_PORTERD + $(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$out")))
+		record_rss after-1000 "$SERVED_PORTERD" "${PID[porterd]}"
+	fi
+done
+
+say "throughput: $ROUNDS round(s) x c in {$CONC} x ${#CONTENDERS[@]} contenders, $SECS s each"
+ci=0
+for ((r = 1; r <= ROUNDS; r++)); do
+	for c in $CONC; do
+		ci=$((ci + 1))
+		for name in $(rotate "$ci" "${CONTENDERS[@]}"); do
+			load main "$name" "${PORT[$name]}" "$r" "$c"
+		done
+	done
+done
+
+if [ -n "${PID[porterd]:-}" ]; then
+	left=$((RSS_CONNS - SERVED_PORTERD))
+	if [ "$left" -gt 0 ]; then
+		# Bounded in time too: on a slow or busy machine the label says how far it got.
+		say "porterd: up to $left more connections (c=8, at most $RSS_SECS s) to reach $RSS_CONNS"
+		out=$("$BUILD/loadgen" -q -c 8 -n "$left" -d "$RSS_SECS" -t "$CONN_TIMEOUT" \
+		    "127.0.0.1:${PORT[porterd]}")
+		SERVED_PORTERD=$((SERVED_PORTERD + $(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$out")))
+		printf '{"phase":"rss-load","result":%s}\n' "$out" >>"$RAW"
+	fi
+	record_rss after-load "$SERVED_PORTERD" "${PID[porterd]}"
+fi
+
+# Only the floor stays up for the porterd-only phases.
+for name in "${CONTENDERS[@]}"; do
+	[ "$name" = floor ] && continue
+	stop_pid "${PID[$name]}"
+	unset "PID[$name]"
+done
+
+if [ "$DO_SCALE" = 1 ] && [ -x "$PORTERD" ]; then
+	say "scaling: one service measured while porterd has {$SCALE_SIZES} services"
+	SC=(floor)
+	declare -A SPORT=()
+	port=20011
+	for k in $SCALE_SIZES; do
+		name=porterd-${k}svc
+		porterd_dir "$RUN/$name.d" "$port" $((k - 1))
+		"$PORTERD" -f -d "$RUN/$name.d" </dev/null >"$RUN/$name.log" 2>&1 &
+		PID[$name]=$!
+		SPORT[$name]=$port
+		PORT[$name]=$port
+		if t=$("$BUILD/probe" -t 30 "127.0.0.1:$port"); then
+			say "  started $name (pid ${PID[$name]}), answering after $t ms"
+			SC+=("$name")
+			printf '{"phase":"scale-rss","services":%d,"when":"idle","rss_kb":%d,"fds":%d,"start_ms":%s}\n' \
+			    "$k" "$(rss_kb "${PID[$name]}")" "$(nfds "${PID[$name]}")" "$t" >>"$RAW"
+		else
+			say "  $name did not start; see $RUN/$name.log"
+		fi
+		port=$((port + 1))
+	done
+	for ((r = 1; r <= SCALE_ROUNDS; r++)); do
+		for c in $SCALE_CONC; do
+			ci=$((ci + 1))
+			for name in $(rotate "$ci" "${SC[@]}"); do
+				load scale "$name" "${PORT[$name]}" "$r" "$c"
+			done
+		done
+	done
+	for name in "${SC[@]}"; do
+		[ "$name" = floor ] && continue
+		k=${name#porterd-}; k=${k%svc}
+		printf '{"phase":"scale-rss","services":%d,"when":"after-load","rss_kb":%d,"fds":%d}\n' \
+		    "$k" "$(rss_kb "${PID[$name]}")" "$(nfds "${PID[$name]}")" >>"$RAW"
+		stop_pid "${PID[$name]}"
+		unset "PID[$name]"
+	done
+fi
+stop_pid "${PID[floor]}"
+unset "PID[floor]"
+
+if [ "$DO_RELOAD" = 1 ] && [ -x "$PORTERD" ]; then
+	say "reload: SIGHUP to a new service answering, with {$RELOAD_SIZES} services loaded"
+	for k in $RELOAD_SIZES; do
+		dir=$RUN/reload-$k.d
+		porterd_dir "$dir" 20020 $((k - 1))
+		"$PORTERD" -f -d "$dir" </dev/null >"$RUN/reload-$k.log" 2>&1 &
+		rpid=$!
+		EXTRA_PIDS+=("$rpid")
+		if ! "$BUILD/probe" -t 30 127.0.0.1:20020 >/dev/null; then
+			say "  porterd with $k services did not start; see $RUN/reload-$k.log"
+			stop_pid "$rpid"
+			continue
+		fi
+		for ((i = 1; i <= RELOAD_REPS; i++)); do
+			printf '[zz-new]\nlisten = 127.0.0.1:20021\nexec = %s\n' "$HANDLER" >"$dir/zz-new.conf"
+			read -r add listening < <("$BUILD/probe" -H "$rpid" -c -t 30 -i 200 \
+			    127.0.0.1:20021 || echo null null)
+			rm -f "$dir/zz-new.conf"
+			del=$("$BUILD/probe" -H "$rpid" -g -t 30 -i 200 127.0.0.1:20021) || del=null
+			printf '{"phase":"reload","services":%d,"rep":%d,"add_ms":%s,"add_listening_ms":%s,"remove_ms":%s}\n' \
+			    "$k" "$i" "$add" "$listening" "$del" >>"$RAW"
+			say "  reload $k services, rep $i: new service listening after $listening ms, answering after $add ms; removed service refusing after $del ms"
+		done
+		# porterd's own account of each reload ("reloaded N services in X ms").
+		sed -n 's/.*reloaded \([0-9]*\) services\{0,1\} in \([0-9]*\) ms.*/{"phase":"reload-log","services":\1,"ms":\2}/p' \
+		    "$RUN/reload-$k.log" >>"$RAW"
+		stop_pid "$rpid"
+	done
+fi
+
+# ---- the report
+HOWJSON=$RUN/how.jsonl
+: >"$HOWJSON"
+for name in $ALL; do
+	if [ -n "${HOW[$name]:-}" ]; then
+		printf '%s\t%s\n' "$name" "${HOW[$name]}" >>"$HOWJSON"
+	elif [ -n "${MISSING[$name]:-}" ]; then
+		printf '%s\tnot run: %s\n' "$name" "${MISSING[$name]}" >>"$HOWJSON"
+	fi
+done
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+"$PY" "$BENCH/report.py" --raw "$RAW" --how "$HOWJSON" --out "$RESULTS" \
+    --dat "$RUN/throughput.dat" --meta "handler=$HANDLER_KIND" "rounds=$ROUNDS" "secs=$SECS" \
+    "conc=$CONC" "quick=$QUICK" "scale_rounds=$SCALE_ROUNDS" "scale_conc=$SCALE_CONC" \
+    "rss_conns=$RSS_CONNS" "porterd=$PORTERD" "nproc=$(nproc)" \
+    "sched_autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
+    "porterd_commit=$PORTERD_COMMIT" "porterd_src=${PORTERD_SRC:-$PORTERD}" \
+    "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" "duration_s=$(( $(date +%s) - T_START ))"
+if [ "$DO_PLOT" = 1 ]; then
+	if command -v gnuplot >/dev/null; then
+		"$BENCH/plot.sh" "$RUN/throughput.dat" "$BENCH/throughput.png" &&
+		    say "plot: $BENCH/throughput.png"
+	else
+		say "no gnuplot: no plot"
+	fi
+fi
+say "results: $RESULTS (raw runs: $RAW); took $(( $(date +%s) - T_START )) s"
