@@ -753,6 +753,29 @@ pending_take(struct pending *p, void *ctx)
 	return p->proxy ? proxy_take(p, ctx) : tcpmux_take(p, ctx);
 }
 
+/*
+ * Stopping: closing a listener resets what waits in its accept queue (with
+ * reuseport, clients the kernel gave to this instance). Serve those first.
+ */
+static void
+drain_queues(const struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct slot *sl = &t->slot[i];
+		struct pollfd p;
+
+		if (sl->lst == NULL || sl->lst->fd < 0 || sl->svc->wait ||
+		    sl->svc->socktype != SOCK_STREAM || sl->svc->proxy != 0 ||
+		    sl->svc->builtin == BUILTIN_TCPMUX)
+			continue;
+		p.fd = sl->lst->fd;
+		p.events = POLLIN;
+		/* A few bursts at most: a flood must not keep porterd from stopping. */
+		for (int round = 0; round < 8 && poll(&p, 1, 0) == 1; round++)
+			serve_stream(sl);
+	}
+}
+
 /* A service whose connections need a child of porterd (so -c applies to it). */
 static int
 spawns(const struct service *s)
@@ -833,8 +856,10 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			pending_service(pfd + nerr, n - nerr);
 		if (take_signal(SIGCHLD))
 			reap();
-		if (take_signal(SIGTERM) || take_signal(SIGINT))
+		if (take_signal(SIGTERM) || take_signal(SIGINT)) {
+			drain_queues(*tab);
 			break;
+		}
 		if (take_signal(SIGHUP)) {
 			reload(tab, dir);
 			continue;	/* `who` points into the old table */

@@ -113,6 +113,32 @@ daemonize(void)
 	return 0;
 }
 
+/*
+ * With reuseport, stopping one instance resets what waits in its accept queue,
+ * unless the kernel moves it to the others: say so when it will not.
+ */
+static void
+reuseport_hint(const struct config *cf)
+{
+	char v = '1';
+	int fd;
+
+	for (size_t i = 0; i < cf->nsvc; i++) {
+		if (!cf->svc[i].reuseport)
+			continue;
+		if ((fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC)) >= 0) {
+			if (read(fd, &v, 1) != 1)
+				v = '1';
+			close(fd);
+		}
+		if (v == '0')
+			log_info("reuseport: net.ipv4.tcp_migrate_req is 0: when an instance stops, "
+			    "connections waiting in its queue are reset; set it to 1 to have "
+			    "them moved to the other instances");
+		return;
+	}
+}
+
 static int
 write_pidfile(const char *path)
 {
@@ -202,6 +228,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	listener_inherit_unused();
+	reuseport_hint(cf);
 	if (loop_init() < 0) {
 		fprintf(stderr, "porterd: signals: %s\n", strerror(errno));
 		table_retire(tab, NULL);

@@ -125,6 +125,10 @@ class ReuseportTest(unittest.TestCase):
         self.addCleanup(b.cleanup)
         a.start()
         b.start()
+        with open("/proc/sys/net/ipv4/tcp_migrate_req") as f:
+            migrate = f.read().strip()
+        hinted = "net.ipv4.tcp_migrate_req is 0" in a.log()
+        self.assertEqual(hinted, migrate == "0")
         seen = {"a\n": 0, "b\n": 0}
         for _ in range(200):
             seen[talk(port).decode()] += 1
