@@ -488,6 +488,39 @@ log_connection(const struct service *s, const struct conn *c, pid_t pid)
 		log_info("%s: %s -> failed", s->name, peer);
 }
 
+/*
+ * An admitted connection of sl's service (accepted, or named through tcpmux, or
+ * past its PROXY header): answer it, or start its handler. The caller closes
+ * c->fd afterwards, as porterd's copy is never needed again.
+ */
+static void
+dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
+{
+	const struct service *s = sl->svc;
+	char err[512];
+	int errfd = -1;
+	pid_t pid;
+
+	sl->st->accepted++;
+	if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
+		builtin_stream_now(s->builtin, c->fd);
+		pid = 0;
+	} else if (s->builtin != BUILTIN_NONE) {
+		pid = spawn_builtin(s, c->fd, s->builtin == BUILTIN_STATUS ||
+		    s->builtin == BUILTIN_METRICS ? report_serve : builtin_stream_child);
+		if (pid < 0) {
+			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
+			spawn_failed(sl, err);
+		}
+	} else if ((pid = spawn_handler(s, c, &errfd, err, sizeof(err))) < 0) {
+		spawn_failed(sl, err);
+	}
+	if (pid > 0)
+		track(sl, pid, NULL, src, errfd, c);
+	if (log_verbose())
+		log_connection(s, c, pid);
+}
+
 static void
 serve_stream(const struct slot *sl)
 {
@@ -496,10 +529,8 @@ serve_stream(const struct slot *sl)
 	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
 	    children_count() < max_total; i++) {
 		struct srckey key;
-		int counted = 0, errfd = -1;
+		int counted = 0;
 		struct conn c;
-		char err[512];
-		pid_t pid;
 		enum refusal why;
 
 		c.peerlen = sizeof(c.peer);
@@ -545,32 +576,18 @@ serve_stream(const struct slot *sl)
 			close(c.fd);
 			continue;
 		}
-		sl->st->accepted++;
 		if (s->builtin == BUILTIN_TCPMUX) {
 			/* The service name comes first; held until then, without blocking. */
 			long long wait = s->timeout ? (long long)s->timeout * 1000 : TCPMUX_WAIT_MS;
 
+			sl->st->accepted++;
 			if (pending_add(&c, sl->st, log_now_ms() + wait, 0) == 0)
 				c.fd = -1;
-			pid = 0;
-		} else if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
-			builtin_stream_now(s->builtin, c.fd);
-			pid = 0;
-		} else if (s->builtin != BUILTIN_NONE) {
-			if ((pid = spawn_builtin(s, c.fd, s->builtin == BUILTIN_STATUS ||
-			    s->builtin == BUILTIN_METRICS ? report_serve : builtin_stream_child)) < 0) {
-				snprintf(err, sizeof(err), "fork: %s", strerror(errno));
-				spawn_failed(sl, err);
-			} else {
-				track(sl, pid, NULL, counted ? &key : NULL, -1, &c);
-			}
-		} else if ((pid = spawn_handler(s, &c, &errfd, err, sizeof(err))) < 0) {
-			spawn_failed(sl, err);
+			if (log_verbose())
+				log_connection(s, &c, 0);
 		} else {
-			track(sl, pid, NULL, counted ? &key : NULL, errfd, &c);
+			dispatch(sl, &c, counted ? &key : NULL);
 		}
-		if (log_verbose())
-			log_connection(s, &c, pid);
 		/* The handler has its copy; ours goes on every path. */
 		if (c.fd >= 0)
 			close(c.fd);
@@ -638,10 +655,8 @@ tcpmux_take(struct pending *p, void *ctx)
 	const struct table *t = ctx;
 	const struct slot *sl = NULL;
 	struct srckey key;
-	int counted, errfd;
+	int counted;
 	enum refusal why;
-	char err[512];
-	pid_t pid;
 
 	if (strcasecmp(p->line, "help") == 0) {
 		tcpmux_help(t, p->conn.fd);
@@ -665,15 +680,9 @@ tcpmux_take(struct pending *p, void *ctx)
 		close_gently(p->conn.fd);
 		return 1;
 	}
-	sl->st->accepted++;
 	if (sl->svc->tcpmux_ack)
 		say(p->conn.fd, "+Go\r\n");
-	if ((pid = spawn_handler(sl->svc, &p->conn, &errfd, err, sizeof(err))) < 0)
-		spawn_failed(sl, err);
-	else
-		track(sl, pid, NULL, counted ? &key : NULL, errfd, &p->conn);
-	if (log_verbose())
-		log_connection(sl->svc, &p->conn, pid);
+	dispatch(sl, &p->conn, counted ? &key : NULL);
 	close(p->conn.fd);
 	return 1;
 }
@@ -690,10 +699,8 @@ proxy_take(struct pending *p, const struct table *t)
 {
 	const struct slot *sl = NULL;
 	struct srckey key;
-	int counted, errfd;
+	int counted;
 	enum refusal why;
-	char err[512];
-	pid_t pid;
 
 	for (size_t i = 0; i < t->n && sl == NULL; i++)
 		if (t->slot[i].st == p->st && t->slot[i].svc->proxy != 0)
@@ -723,25 +730,7 @@ proxy_take(struct pending *p, const struct table *t)
 		close(p->conn.fd);
 		return 1;
 	}
-	sl->st->accepted++;
-	if (sl->svc->builtin != BUILTIN_NONE && builtin_is_immediate(sl->svc->builtin)) {
-		builtin_stream_now(sl->svc->builtin, p->conn.fd);
-		pid = 0;
-	} else if (sl->svc->builtin != BUILTIN_NONE) {
-		if ((pid = spawn_builtin(sl->svc, p->conn.fd, sl->svc->builtin == BUILTIN_STATUS ||
-		    sl->svc->builtin == BUILTIN_METRICS ? report_serve : builtin_stream_child)) < 0) {
-			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
-			spawn_failed(sl, err);
-		} else {
-			track(sl, pid, NULL, counted ? &key : NULL, -1, &p->conn);
-		}
-	} else if ((pid = spawn_handler(sl->svc, &p->conn, &errfd, err, sizeof(err))) < 0) {
-		spawn_failed(sl, err);
-	} else {
-		track(sl, pid, NULL, counted ? &key : NULL, errfd, &p->conn);
-	}
-	if (log_verbose())
-		log_connection(sl->svc, &p->conn, pid);
+	dispatch(sl, &p->conn, counted ? &key : NULL);
 	close(p->conn.fd);
 	return 1;
 }
