@@ -26,11 +26,20 @@ TIMEOUT = float(os.environ.get("PORTERD_TEST_TIMEOUT", "20"))
 VALGRIND = os.environ.get("PORTERD_VALGRIND", "") not in ("", "0")
 
 
+_given_ports = set()
+
+
 def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
-    """A port nothing is bound to right now (the kernel picks it)."""
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing is bound to right now (the kernel picks it), and never one
+    this process handed out before: the kernel may offer the same port twice."""
+    for _ in range(100):
+        with socket.socket(family, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise AssertionError("no fresh port after 100 tries")
 
 
 def wait_until(predicate, timeout=TIMEOUT, what="condition", interval=0.01):
