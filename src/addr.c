@@ -153,8 +153,8 @@ addr_same(const struct addr *a, const struct addr *b)
 	return 0;
 }
 
-static int
-is_any(const struct addr *a)
+int
+addr_is_any(const struct addr *a)
 {
 	if (a->family == AF_INET)
 		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
@@ -175,7 +175,7 @@ addr_conflict(const struct addr *a, const struct addr *b)
 		return 1;
 	if (a->family != b->family)
 		return 0;
-	return is_any(a) || is_any(b);
+	return addr_is_any(a) || addr_is_any(b);
 }
 
 void

@@ -27,6 +27,8 @@ int addr_same(const struct addr *a, const struct addr *b);
 int addr_conflict(const struct addr *a, const struct addr *b);
 /* Back to the services.d syntax. */
 void addr_format(const struct addr *a, char *buf, size_t len);
+/* An IP wildcard address (0.0.0.0, ::, or "*"). */
+int addr_is_any(const struct addr *a);
 /* Port of an IP address, 0 for unix. */
 unsigned addr_port(const struct addr *a);
 /*

@@ -3,7 +3,6 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "watch.h"
 #include "log.h"
 
 static const char *
@@ -304,6 +304,7 @@ listener_close(struct listener *l)
 	/* An adopted unix socket's file is the service manager's. */
 	if (l->addr.family == AF_UNIX && !l->adopted)
 		unlink(unix_path(&l->addr));
+	watch_forget(l);
 	close(l->fd);
 	l->fd = -1;
 }

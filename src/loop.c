@@ -21,6 +21,7 @@
 #include "pending.h"
 #include "report.h"
 #include "spawn.h"
+#include "watch.h"
 
 /* Connections taken from one listener per wakeup: a burst drains, no listener starves. */
 #define ACCEPT_BURST 16
@@ -60,7 +61,7 @@ loop_init(void)
 	struct sigaction sa;
 	int sigs[NCAUGHT + 1];
 
-	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0 || watch_init() < 0)
 		return -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -548,7 +549,12 @@ serve_stream(const struct slot *sl)
 			}
 			return;
 		}
+		/* A specific listen address is what every client reached: no getsockname. */
 		c.locallen = 0;
+		if (s->listen.family != AF_UNIX && !addr_is_any(&sl->lst->addr)) {
+			memcpy(&c.local, &sl->lst->addr.ss, sl->lst->addr.len);
+			c.locallen = sl->lst->addr.len;
+		}
 		if (s->proxy != 0) {
 			/* Who the client is comes in the header; admission waits for it. */
 			if (s->proxy_from.n > 0 && !acl_match(&s->proxy_from,
@@ -773,54 +779,86 @@ spawns(const struct service *s)
 	    (s->socktype == SOCK_STREAM && !builtin_is_immediate(s->builtin));
 }
 
+/*
+ * Which listeners the loop waits on this time: not those of a busy wait
+ * service, of a service at max_children, of a spawning service while the
+ * daemon is at -c, nor a paused one (whose pause end may set *wake).
+ */
+static void
+watch_listeners(const struct table *t, long long now, long long *wake)
+{
+	int full = children_count() >= max_total;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct slot *sl = &t->slot[i];
+		struct listener *l = sl->lst;
+		int on;
+
+		if (l == NULL)
+			continue;
+		on = l->wait_pid == 0 && sl->st->running < sl->svc->max_children &&
+		    !(full && spawns(sl->svc));
+		if (on && l->paused_until > now) {
+			if (*wake < 0 || l->paused_until < *wake)
+				*wake = l->paused_until;
+			on = 0;
+		} else if (on) {
+			l->paused_until = 0;
+		}
+		if (watch_set(l, i, on) < 0) {
+			log_limited(&sl->st->lim_fail, LOG_ERR, "%s: epoll: %s; trying again in "
+			    "%d ms", sl->svc->name, strerror(errno), PAUSE_EMFILE_MS);
+			pause_listener(l, PAUSE_EMFILE_MS);
+			if (*wake < 0 || l->paused_until < *wake)
+				*wake = l->paused_until;
+		}
+	}
+}
+
+/* The watched listeners that are ready: serve each (a burst at most). */
+static void
+serve_ready(const struct table *t)
+{
+	struct listener *ready[64];
+	int n = watch_ready(ready, 64);
+
+	for (int i = 0; i < n; i++) {
+		struct listener *l = ready[i];
+
+		/* Ready is level-triggered; the slot is checked, not trusted. */
+		if (l->watch_idx < t->n && t->slot[l->watch_idx].lst == l)
+			serve(&t->slot[l->watch_idx]);
+	}
+}
+
 void
 loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 {
-	if (max_handlers != 0)
-		max_total = max_handlers;
-	report_table = *tab;
 	struct pollfd *pfd = NULL;
-	const struct slot **who = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
 
+	if (max_handlers != 0)
+		max_total = max_handlers;
+	report_table = *tab;
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
-		int timeout, r, full = children_count() >= max_total;
-		size_t n = 0, nlisten, nerr;
+		size_t n = 2, nerr, want = 2 + errlog_count() + pending_count();
+		int timeout, r;
 
 		run_timers(now);
 		if (next_timer_ms != 0)
 			wake = next_timer_ms;
-
-		if (cap < (*tab)->n + 1 + errlog_count() + pending_count()) {
-			cap = (*tab)->n + 1 + errlog_count() + pending_count();
-			pfd = realloc(pfd, cap * sizeof(*pfd));
-			who = realloc(who, cap * sizeof(*who));
-			if (pfd == NULL || who == NULL)
+		if (cap < want) {
+			cap = want + 16;
+			if ((pfd = realloc(pfd, cap * sizeof(*pfd))) == NULL)
 				abort();
 		}
-		pfd[n].fd = selfpipe[0];
-		pfd[n].events = POLLIN;
-		who[n++] = NULL;
-		for (size_t i = 0; i < (*tab)->n; i++) {
-			const struct slot *sl = &(*tab)->slot[i];
-			struct listener *l = sl->lst;
-
-			if (l == NULL || l->wait_pid != 0 || sl->st->running >= sl->svc->max_children ||
-			    (full && spawns(sl->svc)))
-				continue;
-			if (l->paused_until > now) {
-				if (wake < 0 || l->paused_until < wake)
-					wake = l->paused_until;
-				continue;
-			}
-			l->paused_until = 0;
-			pfd[n].fd = l->fd;
-			pfd[n].events = POLLIN;
-			who[n++] = sl;
-		}
-		nlisten = n;
+		pfd[0].fd = selfpipe[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = watch_fd();
+		pfd[1].events = POLLIN;
+		watch_listeners(*tab, now, &wake);
 		n += errlog_pollfds(pfd + n);
 		nerr = n;
 		n += pending_pollfds(pfd + n);
@@ -835,12 +873,12 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		if (r > 0 && pfd[0].revents != 0) {
 			char buf[64];
 
-			while (read(selfpipe[0], buf, sizeof(buf)) > 0)
-				;
+			/* One read: more than 64 signals since the last wakeup wake us again. */
+			(void)!read(selfpipe[0], buf, sizeof(buf));
 		}
 		/* Before reaping, so that a handler's last words come before its exit. */
-		if (r > 0 && nerr > nlisten)
-			errlog_service(pfd + nlisten, nerr - nlisten);
+		if (r > 0 && nerr > 2)
+			errlog_service(pfd + 2, nerr - 2);
 		if (r > 0 && n > nerr)
 			pending_service(pfd + nerr, n - nerr);
 		if (take_signal(SIGCHLD))
@@ -851,15 +889,13 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		}
 		if (take_signal(SIGHUP)) {
 			reload(tab, dir);
-			continue;	/* `who` points into the old table */
+			continue;	/* what was ready is looked at again, in the new table */
 		}
 		if (take_signal(SIGUSR1))
 			status_dump();
-		for (size_t i = 1; r > 0 && i < nlisten; i++)
-			if (pfd[i].revents != 0)
-				serve(who[i]);
+		if (r > 0 && pfd[1].revents != 0)
+			serve_ready(*tab);
 		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
 	}
 	free(pfd);
-	free(who);
 }

@@ -69,7 +69,7 @@ fill_env(const struct service *s, const struct conn *c)
 			snprintf(connvar[n++], sizeof(*connvar), "TCPREMOTEIP=%s", ip);
 			snprintf(connvar[n++], sizeof(*connvar), "TCPREMOTEPORT=%u", port);
 		}
-		/* The listen address is exact unless it is a wildcard; ask the socket. */
+		/* Known (a specific listen address, a PROXY header), or ask the socket. */
 		if (c->locallen != 0) {
 			local = c->local;
 			len = c->locallen;
@@ -210,7 +210,8 @@ struct child_args {
 	const struct service	*s;
 	int			 fd;		/* the connection */
 	int			 errfd;		/* its fd 2, or -1 */
-	int			 pipe_r, pipe_w;	/* exec error report */
+	int			 pipe_r, pipe_w;	/* exec error report, after fork */
+	struct child_error	 report;	/* exec error report, after vfork */
 };
 
 /* The child from fork or vfork to exec: system calls only, no allocation. */
@@ -231,7 +232,11 @@ child_main(void *arg)
 		ce.step = STEP_EXEC;
 	}
 	ce.err = errno;
-	(void)!write(a->pipe_w, &ce, sizeof(ce));
+	/* After vfork the parent reads this once we are gone; after fork, the pipe. */
+	if (a->pipe_w >= 0)
+		(void)!write(a->pipe_w, &ce, sizeof(ce));
+	else
+		a->report = ce;
 	_exit(127);
 }
 
@@ -239,8 +244,9 @@ child_main(void *arg)
  * vfork, and not fork: the parent's page tables are not copied and the parent
  * waits until the child has exec'd (or failed), which is what it does anyway.
  * The child runs on a stack of its own, so it cannot disturb the frames of the
- * parent it borrows memory from. Sanitizer runtimes do not expect a second
- * task in their address space: those builds fork.
+ * parent it borrows memory from, and it reports a failure in that memory: no
+ * pipe to open, read and close for every handler. Sanitizer runtimes do not
+ * expect a second task in their address space: those builds fork.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
 static int use_vfork = 0;
@@ -249,17 +255,7 @@ static int use_vfork = 1;
 #endif
 
 #define CHILD_STACK_SIZE (64 * 1024)
-
-static pid_t
-vfork_child(struct child_args *a)
-{
-	static char *stack;
-
-	if (stack == NULL && (stack = malloc(CHILD_STACK_SIZE)) == NULL)
-		return fork();
-	/* The stack grows down on every architecture Linux runs porterd on. */
-	return clone(child_main, stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-}
+static char *child_stack;
 
 void
 spawn_init(void)
@@ -267,6 +263,8 @@ spawn_init(void)
 	const char *how = getenv("PORTERD_SPAWN");
 
 	if (how != NULL && strcmp(how, "fork") == 0)
+		use_vfork = 0;
+	if (use_vfork && (child_stack = malloc(CHILD_STACK_SIZE)) == NULL)
 		use_vfork = 0;
 }
 
@@ -279,14 +277,64 @@ devnull(void)
 	return devnull_fd;
 }
 
+/*
+ * Start the child; returns its pid once it has exec'd or failed, with a->report
+ * telling which (step -1: it exec'd), or -1 with errno and *what failed when
+ * there is no child.
+ */
+static pid_t
+start_child(struct child_args *a, const char **what)
+{
+	sigset_t all, saved;
+	ssize_t r;
+	pid_t pid;
+	int e, pfd[2];
+
+	a->report.step = -1;
+	a->pipe_r = a->pipe_w = -1;
+	*what = "pipe";
+	if (!use_vfork) {
+		if (pipe2(pfd, O_CLOEXEC) < 0)
+			return -1;
+		a->pipe_r = pfd[0];
+		a->pipe_w = pfd[1];
+	}
+	*what = "fork";
+	/* No porterd signal handler may run in the child before it resets them. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved);
+	/* The stack grows down on every architecture Linux runs porterd on. */
+	pid = use_vfork ? clone(child_main, child_stack + CHILD_STACK_SIZE,
+	    CLONE_VM | CLONE_VFORK | SIGCHLD, a) : fork();
+	if (pid == 0)
+		child_main(a);
+	e = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (use_vfork) {
+		errno = e;
+		return pid;
+	}
+	close(a->pipe_w);
+	if (pid > 0) {
+		/* EOF: the exec closed the pipe. A record: the child failed and exits. */
+		do
+			r = read(a->pipe_r, &a->report, sizeof(a->report));
+		while (r < 0 && errno == EINTR);
+		if (r != (ssize_t)sizeof(a->report))
+			a->report.step = -1;
+	}
+	close(a->pipe_r);
+	errno = e;
+	return pid;
+}
+
 pid_t
 spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *err,
     size_t errlen)
 {
-	struct child_error ce;
-	sigset_t all, saved;
-	int pfd[2], epipe[2] = { -1, -1 }, status, child_err = -1;
-	ssize_t r;
+	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1 };
+	int epipe[2] = { -1, -1 }, status;
+	const char *what;
 	pid_t pid;
 
 	*errfd = -1;
@@ -300,57 +348,30 @@ spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *e
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			return -1;
 		}
-		child_err = epipe[1];
+		a.errfd = epipe[1];
 	}
-	if (s->stderr_mode == STDERR_NULL && (child_err = devnull()) < 0) {
+	if (s->stderr_mode == STDERR_NULL && (a.errfd = devnull()) < 0) {
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
 	}
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		if (epipe[0] >= 0) {
-			close(epipe[0]);
-			close(epipe[1]);
-		}
-		return -1;
-	}
-	/* No porterd signal handler may run in the child before it resets them. */
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &saved);
-	{
-		struct child_args a = { s, c->fd, child_err, pfd[0], pfd[1] };
-
-		pid = use_vfork ? vfork_child(&a) : fork();
-		if (pid == 0)
-			child_main(&a);
-	}
-	ce.err = errno;
-	sigprocmask(SIG_SETMASK, &saved, NULL);
-	close(pfd[1]);
+	pid = start_child(&a, &what);
 	if (epipe[1] >= 0)
 		close(epipe[1]);
-	if (pid < 0) {
-		close(pfd[0]);
+	if (pid < 0 || a.report.step >= 0) {
+		int e = pid < 0 ? errno : a.report.err;
+
+		if (pid < 0) {
+			snprintf(err, errlen, "%s: %s", what, strerror(e));
+		} else {
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			snprintf(err, errlen, "%s%s%s: %s", step_names[a.report.step],
+			    a.report.step == STEP_EXEC ? " " : "",
+			    a.report.step == STEP_EXEC ? s->exec : "", strerror(e));
+		}
 		if (epipe[0] >= 0)
 			close(epipe[0]);
-		snprintf(err, errlen, "fork: %s", strerror(ce.err));
-		errno = ce.err;
-		return -1;
-	}
-	/* EOF: the exec closed the pipe. A record: the child failed and exits. */
-	do
-		r = read(pfd[0], &ce, sizeof(ce));
-	while (r < 0 && errno == EINTR);
-	close(pfd[0]);
-	if (r == (ssize_t)sizeof(ce)) {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		snprintf(err, errlen, "%s%s%s: %s", step_names[ce.step],
-		    ce.step == STEP_EXEC ? " " : "", ce.step == STEP_EXEC ? s->exec : "",
-		    strerror(ce.err));
-		if (epipe[0] >= 0)
-			close(epipe[0]);
-		errno = ce.err;
+		errno = e;
 		return -1;
 	}
 	if (epipe[0] >= 0) {

@@ -11,8 +11,9 @@ struct conn {
 	int			 fd;		/* goes on the handler's fds 0, 1 and 2 */
 	struct sockaddr_storage	 peer;
 	socklen_t		 peerlen;	/* 0: no peer (wait = yes) */
-	struct sockaddr_storage	 local;		/* what the client reached, when a PROXY */
-	socklen_t		 locallen;	/* header said so; else 0: ask the socket */
+	struct sockaddr_storage	 local;		/* what the client reached, when known: */
+	socklen_t		 locallen;	/* a specific listen address, a PROXY header; */
+						/* else 0: ask the socket */
 };
 
 /*

@@ -10,6 +10,7 @@ Suite *config_suite(void);
 Suite *table_suite(void);
 Suite *builtins_suite(void);
 Suite *proxy_suite(void);
+Suite *watch_suite(void);
 
 /* A fresh directory under $TMPDIR; removed with its files by tmpdir_remove. */
 char *tmpdir_make(void);
