@@ -43,6 +43,15 @@ static unsigned max_total = UINT_MAX;	/* -c: handlers alive in the whole daemon 
 static size_t timed_children;		/* children with a timeout */
 static long long next_timer_ms;		/* earliest timeout to act on; 0: none */
 static volatile sig_atomic_t pending[NSIG];
+/*
+ * Whether a listener is watched changes only when a wait handler starts or
+ * ends, a service reaches max_children or leaves it, the daemon reaches -c or
+ * leaves it, a connection is held or let go, a pause begins or ends, or the
+ * table is reloaded. Each of those sets rewatch: only then does the loop look
+ * at every listener again, and a connection costs the same with 1 or 1000.
+ */
+static int rewatch = 1;
+static long long next_unpause;		/* earliest end of a pause; 0: none */
 
 static void
 on_signal(int sig)
@@ -101,6 +110,8 @@ reap(void)
 
 		if (children_take(pid, &c) < 0)
 			continue;
+		if (c.st->capped || c.wait_lst != NULL || children_count() + 1 >= max_total)
+			rewatch = 1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		secs = (double)(now.tv_sec - c.started.tv_sec) +
 		    (double)(now.tv_nsec - c.started.tv_nsec) / 1e9;
@@ -192,6 +203,7 @@ reload(struct table **tab, const char *dir)
 	}
 	table_retire(*tab, next);
 	*tab = next;
+	rewatch = 1;
 	report_table = next;
 	daemon_stats.generation++;
 	reload_done(1);
@@ -228,6 +240,7 @@ pause_listener(struct listener *l, long long ms)
 
 	if (until > l->paused_until)
 		l->paused_until = until;
+	rewatch = 1;
 }
 
 static void
@@ -266,6 +279,8 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		return;
 	}
 	sl->st->running++;
+	if (sl->st->running >= sl->svc->max_children || children_count() >= max_total)
+		rewatch = 1;
 	if (log_verbose()) {
 		if (conn == NULL)
 			snprintf(c->peer, sizeof(c->peer), "wait");
@@ -465,6 +480,7 @@ serve_wait(const struct slot *sl)
 	sl->st->accepted++;
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
+	rewatch = 1;
 	track(sl, pid, sl->lst, NULL, errfd, NULL);
 }
 
@@ -780,39 +796,46 @@ spawns(const struct service *s)
 }
 
 /*
- * Which listeners the loop waits on this time: not those of a busy wait
- * service, of a service at max_children, of a spawning service while the
- * daemon is at -c, nor a paused one (whose pause end may set *wake).
+ * Which listeners the loop waits on: not those of a busy wait service, of a
+ * service at max_children, of a spawning service while the daemon is at -c,
+ * nor a paused one. Looked at again only when rewatch says so, or a pause
+ * ends; *wake is set to the earliest end of a pause.
  */
 static void
 watch_listeners(const struct table *t, long long now, long long *wake)
 {
 	int full = children_count() >= max_total;
 
-	for (size_t i = 0; i < t->n; i++) {
-		const struct slot *sl = &t->slot[i];
-		struct listener *l = sl->lst;
-		int on;
+	if (rewatch || (next_unpause != 0 && now >= next_unpause)) {
+		rewatch = 0;
+		next_unpause = 0;
+		for (size_t i = 0; i < t->n; i++) {
+			const struct slot *sl = &t->slot[i];
+			struct listener *l = sl->lst;
+			int on;
 
-		if (l == NULL)
-			continue;
-		on = l->wait_pid == 0 && sl->st->running < sl->svc->max_children &&
-		    !(full && spawns(sl->svc));
-		if (on && l->paused_until > now) {
-			if (*wake < 0 || l->paused_until < *wake)
-				*wake = l->paused_until;
-			on = 0;
-		} else if (on) {
-			l->paused_until = 0;
-		}
-		if (watch_set(l, i, on) < 0) {
-			log_limited(&sl->st->lim_fail, LOG_ERR, "%s: epoll: %s; trying again in "
-			    "%d ms", sl->svc->name, strerror(errno), PAUSE_EMFILE_MS);
-			pause_listener(l, PAUSE_EMFILE_MS);
-			if (*wake < 0 || l->paused_until < *wake)
-				*wake = l->paused_until;
+			if (l == NULL)
+				continue;
+			sl->st->capped = sl->st->running >= sl->svc->max_children ||
+			    (full && spawns(sl->svc));
+			on = l->wait_pid == 0 && !sl->st->capped;
+			if (on && l->paused_until > now)
+				on = 0;
+			else if (on)
+				l->paused_until = 0;
+			if (watch_set(l, i, on) < 0) {
+				log_limited(&sl->st->lim_fail, LOG_ERR, "%s: epoll: %s; trying "
+				    "again in %d ms", sl->svc->name, strerror(errno),
+				    PAUSE_EMFILE_MS);
+				pause_listener(l, PAUSE_EMFILE_MS);
+			}
+			if (l->paused_until > now &&
+			    (next_unpause == 0 || l->paused_until < next_unpause))
+				next_unpause = l->paused_until;
 		}
 	}
+	if (next_unpause != 0 && (*wake < 0 || next_unpause < *wake))
+		*wake = next_unpause;
 }
 
 /* The watched listeners that are ready: serve each (a burst at most). */
@@ -837,6 +860,7 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 	struct pollfd *pfd = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
+	int held = 0;
 
 	if (max_handlers != 0)
 		max_total = max_handlers;
@@ -896,6 +920,10 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		if (r > 0 && pfd[1].revents != 0)
 			serve_ready(*tab);
 		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
+		/* A held connection counts as running: coming or going, it may cap a service. */
+		if (pending_count() != 0 || held)
+			rewatch = 1;
+		held = pending_count() != 0;
 	}
 	free(pfd);
 }

@@ -28,6 +28,7 @@ struct svc_state {
 	uint64_t	 id;		/* unique for the life of the process */
 	char		*name;
 	unsigned	 running;	/* handlers alive */
+	int		 capped;	/* its listener is unwatched for max_children or -c */
 	unsigned long	 accepted;
 	unsigned long	 failed;	/* fork or exec failed */
 	unsigned long	 exits_ok, exits_error, exits_signal;

@@ -125,6 +125,42 @@ class LimitsTest(unittest.TestCase):
                    p.log().count(" -> pid ") == 4, what="a fourth handler")
         self.assertLessEqual(len(p.children()), 3)
 
+    def test_a_full_service_is_not_watched(self):
+        # At max_children the listener leaves the set porterd waits on: a client
+        # in the backlog neither gets a handler nor makes porterd spin, and it is
+        # served as soon as a handler exits.
+        port = free_port()
+        p = self.start("[one]\nlisten = 127.0.0.1:%d\n%smax_children = 1\n"
+                       % (port, HELLO_THEN_WAIT))
+        first, greeted = hold(port)
+        self.assertTrue(greeted)
+        second = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.close_all([first, second])
+        t0 = cpu_ticks(p.pid)
+        # Measuring a second of idleness, and that nothing greets the second client.
+        readable, _, _ = select.select([second], [], [], 1.0)
+        self.assertEqual(readable, [])
+        used = cpu_ticks(p.pid) - t0
+        self.assertLess(used, 20, "porterd used %d ticks at max_children" % used)
+        first.close()
+        self.assertEqual(second.recv(10), b"hi\n")
+
+    def test_c_full_daemon_does_not_spin(self):
+        a, b = free_port(), free_port()
+        p = self.start("[a]\nlisten = 127.0.0.1:%d\n%s[b]\nlisten = 127.0.0.1:%d\n%s"
+                       % (a, HELLO_THEN_WAIT, b, HELLO_THEN_WAIT), extra_args=["-c", "1"])
+        first, greeted = hold(a)
+        self.assertTrue(greeted)
+        other = socket.create_connection(("127.0.0.1", b), timeout=TIMEOUT)
+        self.close_all([first, other])
+        t0 = cpu_ticks(p.pid)
+        readable, _, _ = select.select([other], [], [], 1.0)
+        self.assertEqual(readable, [])
+        used = cpu_ticks(p.pid) - t0
+        self.assertLess(used, 20, "porterd used %d ticks at -c" % used)
+        first.close()
+        self.assertEqual(other.recv(10), b"hi\n")
+
     # -- per source
 
     def test_max_per_source_exact_counts(self):

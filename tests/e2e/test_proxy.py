@@ -5,6 +5,7 @@ bytes after the header are intact, bad headers are refused and counted."""
 import errno
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -132,6 +133,34 @@ class ProxyTest(unittest.TestCase):
             # Waiting on half a header costs nothing (it once woke poll over and over).
             self.assertLess(cpu_ticks(p.pid) - t0, 20)
         self.assertEqual(refused(p, "pp")["proxy"], 1)
+
+    def test_held_connection_counts_toward_max_children(self):
+        # A connection waiting for its header holds the service's one slot: the
+        # next client waits in the backlog (porterd idle meanwhile), and is
+        # served once the first goes away without a header.
+        port = free_port()
+        p = self.start("[pp]\nlisten = 127.0.0.1:%d\nproxy = v1\nmax_children = 1\n%s"
+                       % (port, REPORT))
+        silent = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(silent.close)
+        wait_until(lambda: re.search(r"status: pp .*running=1 ", self.status(p)),
+                   what="the silent client held")
+        second = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(second.close)
+        second.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 9 %d\r\n" % port)
+        t0 = cpu_ticks(p.pid)
+        # Measuring a second of idleness, and that the second client waits.
+        readable, _, _ = select.select([second], [], [], 1.0)
+        self.assertEqual(readable, [])
+        self.assertLess(cpu_ticks(p.pid) - t0, 20)
+        silent.close()
+        self.assertTrue(second.recv(100).startswith(b"pp 192.0.2.9 9 "))
+
+    def status(self, p):
+        n = p.log().count("status: pp ")
+        os.kill(p.pid, signal.SIGUSR1)
+        p.wait_log("status: pp ", count=n + 1)
+        return p.log()
 
     def test_acl_and_limits_see_the_original_client(self):
         port = free_port()
