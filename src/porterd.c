@@ -220,6 +220,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	spawn_prepare();
 	/* Sockets before daemonizing, so that "address in use" reaches the terminal. */
 	if ((tab = table_build(cf, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "porterd: %s\n", err);

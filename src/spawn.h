@@ -22,6 +22,13 @@ struct conn {
  */
 void spawn_init(void);
 
+/*
+ * Before serving, and before the listeners are opened: check that a vfork
+ * child really shares porterd's memory (else fork), and hold the fds handlers
+ * start from (/dev/null and two staging slots) below every listener.
+ */
+void spawn_prepare(void);
+
 /* Signals porterd catches or ignores; the only ones a child has to put back. */
 void spawn_set_daemon_signals(const int *sigs, int n);
 

@@ -149,6 +149,30 @@ class ServeTest(unittest.TestCase):
         # porterd ignores SIGPIPE and catches five signals; none of it may show.
         self.assertEqual(self.signal_state(sig), (0, 0, 0))
 
+    def test_only_0_1_2_with_many_listeners_and_every_stderr(self):
+        # Handlers start from porterd's own fd table, which they leave at once
+        # keeping only what sits below its staging slots: the 300 listeners
+        # above must not reach them, whatever fd 2 is, and porterd must keep
+        # no copy of a connection or a stderr pipe.
+        ports = {m: free_port() for m in ("socket", "log", "null")}
+        body = "".join("[r-%s]\nlisten = 127.0.0.1:%d\nexec = @REPORT@\nstderr = %s\n"
+                       % (m, port, m) for m, port in ports.items())
+        body += "".join("[idle%03d]\nlisten = unix:@DIR@/s%03d.sock\nexec = /bin/true\n"
+                        % (i, i) for i in range(300))
+        p = self.porterd(body, verbose=False)
+        p.start()
+        for m, port in ports.items():
+            head, env = split_report(talk(port))
+            self.assertEqual(head["FDS"], "0,1,2", m)
+            self.assertEqual(env["PORTERD_SERVICE"], "r-" + m)
+        wait_until(lambda: not p.children(), what="handlers reaped")
+        fds = p.fds()
+        for _ in range(20):
+            for port in ports.values():
+                self.assertEqual(talk(port).split(b"\n")[0], b"FDS=0,1,2")
+        wait_until(lambda: not p.children(), what="handlers reaped")
+        self.assertEqual(p.fds(), fds)
+
     def test_inherited_signal_state_and_fds_do_not_reach_handlers(self):
         port, sig = free_port(), free_port()
         p = self.porterd("[report]\nlisten = 127.0.0.1:%d\nexec = @REPORT@\n"
