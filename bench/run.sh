@@ -20,7 +20,7 @@ RESULTS=$BENCH/results.json
 RAW=$RUN/raw.jsonl
 
 # Defaults: a full run in about ten minutes on two cores.
-ROUNDS=3 SECS=2 CONC="1 8 64" SCALE_CONC="1 8 64" SCALE_ROUNDS=2 RSS_CONNS=100000
+ROUNDS=5 SECS=2 CONC="1 8 64" SCALE_CONC="1 8 64" SCALE_ROUNDS=3 RSS_CONNS=100000
 RELOAD_REPS=5 RELOAD_SIZES="10 100 1000" SCALE_SIZES="1 100 1000" RSS_SECS=200
 HANDLER_KIND=static ONLY="" DO_SCALE=1 DO_RELOAD=1 DO_INSTALL=1 DO_PLOT=1 QUICK=0
 CONN_TIMEOUT=5
@@ -107,9 +107,10 @@ have_busybox_inetd() {
 # ---- contenders: NAME, port; start_NAME writes its configuration and starts it.
 declare -A PORT=([floor]=20001 [floor-fork]=20002 [porterd]=20003 [xinetd]=20004
     [openbsd-inetd]=20005 [tcpserver]=20006 [busybox-inetd]=20007
-    [systemd-socket-activate]=20008 [floor-posix-spawn]=20009 [floor-nosetsid]=20010)
-ALL="floor floor-posix-spawn floor-fork floor-nosetsid porterd xinetd openbsd-inetd tcpserver
-    busybox-inetd systemd-socket-activate"
+    [systemd-socket-activate]=20008 [floor-posix-spawn]=20009 [floor-nosetsid]=20010
+    [porterd-fork]=20014)
+ALL="floor floor-posix-spawn floor-fork floor-nosetsid porterd porterd-fork xinetd openbsd-inetd
+    tcpserver busybox-inetd systemd-socket-activate"
 declare -A PID=() HOW=() MISSING=()
 SERVED_PORTERD=0	# connections porterd has answered (ok), for the RSS figures
 
@@ -143,6 +144,15 @@ start_porterd() {
 	HOW[porterd]="$PORTERD -f -d $dir   ($dir/000-bench.conf: [bench] listen = 127.0.0.1:$1, exec = $HANDLER; every other key default)"
 	"$PORTERD" -f -d "$dir" </dev/null >"$RUN/porterd.log" 2>&1 &
 	PID[porterd]=$!
+}
+
+# The same, starting handlers with fork() (PORTERD_SPAWN=fork): what vfork buys.
+start_porterd-fork() {
+	local dir=$RUN/porterd-fork.d
+	porterd_dir "$dir" "$1" 0
+	HOW[porterd-fork]="PORTERD_SPAWN=fork $PORTERD -f -d $dir   (as porterd, on port $1)"
+	PORTERD_SPAWN=fork "$PORTERD" -f -d "$dir" </dev/null >"$RUN/porterd-fork.log" 2>&1 &
+	PID[porterd-fork]=$!
 }
 
 start_xinetd() {
@@ -194,7 +204,7 @@ start_systemd-socket-activate() {
 available() {
 	case $1 in
 	floor|floor-*) return 0 ;;
-	porterd) [ -x "$PORTERD" ] || { MISSING[$1]="$PORTERD missing: build it (./configure && make)"; return 1; } ;;
+	porterd|porterd-fork) [ -x "$PORTERD" ] || { MISSING[$1]="$PORTERD missing: build it (./configure && make)"; return 1; } ;;
 	xinetd) command -v xinetd >/dev/null || { MISSING[$1]="not installed"; return 1; } ;;
 	openbsd-inetd) openbsd_inetd >/dev/null || { MISSING[$1]="not installed, and not fetched"; return 1; } ;;
 	tcpserver) command -v tcpserver >/dev/null || { MISSING[$1]="ucspi-tcp not installed"; return 1; } ;;
