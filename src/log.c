@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -9,12 +11,27 @@
 
 static int log_to_stderr = 1;
 static int log_level_verbose;
+static int log_to_journal;	/* stderr is the journal's: "<N>" gives each line its priority */
+
+/* systemd names the stream it connects to stderr in JOURNAL_STREAM (device:inode). */
+static int
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_open(int to_stderr, int verbose)
 {
 	log_to_stderr = to_stderr;
 	log_level_verbose = verbose;
+	log_to_journal = to_stderr && stderr_is_journal();
 	if (!to_stderr)
 		openlog("porterd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -38,7 +55,11 @@ log_msg(int prio, const char *fmt, ...)
 		int n;
 
 		/* One write per message so lines from several processes never interleave. */
-		n = snprintf(line, sizeof(line), "porterd[%ld]: ", (long)getpid());
+		if (log_to_journal)
+			n = snprintf(line, sizeof(line), "<%d>porterd[%ld]: ", LOG_PRI(prio),
+			    (long)getpid());
+		else
+			n = snprintf(line, sizeof(line), "porterd[%ld]: ", (long)getpid());
 		if (n < 0)
 			n = 0;
 		vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

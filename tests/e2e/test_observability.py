@@ -237,6 +237,56 @@ class ObservabilityTest(unittest.TestCase):
                 self.assertRegex(p.log(), r"k: pid %s killed by signal 15 \(Terminated\) after "
                                  r"\d+\.\d{3} s, client %s" % (pid, re.escape(peer)))
 
+    def start_with_env(self, p, env):
+        p.logfile = open(p.logpath, "ab")
+        p.proc = subprocess.Popen(p.command(), stdin=subprocess.DEVNULL, stdout=p.logfile,
+                                  stderr=p.logfile, env=dict(os.environ, **env))
+        p.pid = p.proc.pid
+        p.wait_log("started with")
+
+    def test_journal_stream_gets_a_priority_on_each_line(self):
+        p = self.p
+        gone, refusing, talky = free_port(), free_port(), free_port()
+        vanishing = os.path.join(p.dir, "vanishing")
+        with open(vanishing, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(vanishing, 0o755)
+        p.set_services({"10-j.conf":
+                        "[gone]\nlisten = 127.0.0.1:%d\nexec = %s\n"
+                        "[refusing]\nlisten = 127.0.0.1:%d\nexec = /bin/true\n"
+                        "allow = 127.0.0.2\n"
+                        "[talky]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\nstderr = log\n"
+                        "args = sh -c 'echo oops >&2'\n"
+                        % (gone, vanishing, refusing, talky)})
+        open(p.logpath, "ab").close()
+        st = os.stat(p.logpath)
+        # systemd's JOURNAL_STREAM names the stream on stderr: this log file.
+        self.start_with_env(p, {"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
+        os.unlink(vanishing)
+        self.assertEqual(talk(gone), b"")
+        self.assertEqual(talk(refusing), b"")
+        self.assertEqual(talk(talky), b"")
+        p.wait_log("gone: exec %s: No such file or directory" % vanishing)
+        p.wait_log("refusing: refused 127.0.0.1:")
+        p.wait_log("]: oops")
+        lines = [l for l in p.log().splitlines() if "porterd[" in l]
+        bad = [l for l in lines if not re.match(r"<[0-7]>porterd\[\d+\]: ", l)]
+        self.assertEqual(bad, [])
+        self.assertRegex(p.log(), r"(?m)^<6>porterd\[\d+\]: started with 3 services")
+        self.assertRegex(p.log(), r"(?m)^<3>porterd\[\d+\]: gone: exec ")
+        self.assertRegex(p.log(), r"(?m)^<5>porterd\[\d+\]: refusing: refused 127\.0\.0\.1:")
+        self.assertRegex(p.log(), r"(?m)^<5>porterd\[\d+\]: talky\[\d+\]: oops$")
+
+    def test_no_priority_when_stderr_is_not_the_journal(self):
+        p = self.p
+        port = free_port()
+        p.set_services({"10-j.conf": "[a]\nlisten = 127.0.0.1:%d\nexec = /bin/true\n" % port})
+        # A JOURNAL_STREAM inherited from elsewhere names another stream.
+        st = os.stat(SRCDIR)
+        self.start_with_env(p, {"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
+        self.assertRegex(p.log(), r"(?m)^porterd\[\d+\]: started with 1 service ")
+        self.assertNotIn("<6>", p.log())
+
 
 class SystemdUnitTest(unittest.TestCase):
 
