@@ -25,7 +25,8 @@ state_of(const struct slot *sl, long long now)
 		return "disabled";
 	if (sl->lst->wait_pid != 0)
 		return "waiting";
-	if (sl->st->running >= sl->svc->max_children)
+	/* capped: at max_children, or a spawning service while the daemon is at -c */
+	if (sl->st->running >= sl->svc->max_children || sl->st->capped)
 		return "paused";
 	if (sl->lst->paused_until > now)
 		return "backing-off";

@@ -158,8 +158,19 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(readable, [])
         used = cpu_ticks(p.pid) - t0
         self.assertLess(used, 20, "porterd used %d ticks at -c" % used)
+        # Both services are held back, and the status says so.
+        os.kill(p.pid, signal.SIGUSR1)
+        p.wait_log("status: b ")
+        self.assertRegex(p.log(), r"status: a 127\.0\.0\.1:%d paused running=1 " % a)
+        self.assertRegex(p.log(), r"status: b 127\.0\.0\.1:%d paused running=0 " % b)
         first.close()
         self.assertEqual(other.recv(10), b"hi\n")
+        # Below -c again: listening.
+        other.close()
+        wait_until(lambda: p.children() == [], what="handlers gone")
+        os.kill(p.pid, signal.SIGUSR1)
+        p.wait_log("status: b ", count=2)
+        self.assertRegex(p.log(), r"status: b 127\.0\.0\.1:%d listening running=0 " % b)
 
     # -- per source
 
