@@ -72,7 +72,13 @@ class HygieneTest(unittest.TestCase):
         for s in idle:
             s.close()
         wait_until(lambda: not p.children(), what="idle handlers gone")
-        self.assertEqual(p.fds(), fds_before)
+        # "No children" can come between two handlers while the last clients
+        # still wait to be accepted: a leaked fd stays, a connection in hand goes.
+        try:
+            wait_until(lambda: p.fds() == fds_before, what="porterd's fds as before")
+        except AssertionError:
+            self.assertEqual(p.fds(), fds_before)
+            raise
         self.assertTrue(p.alive())
 
     def test_max_children_pauses_instead_of_refusing(self):
