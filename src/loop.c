@@ -389,6 +389,7 @@ static enum refusal
 admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, int *counted)
 {
 	const struct service *s = sl->svc;
+	struct source *src = NULL;
 	long long now;
 
 	*counted = 0;
@@ -401,9 +402,7 @@ admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, in
 	now = log_now_ms();
 	if (s->limits_source && acl_source_key(peer, s->source_prefix4, s->source_prefix6,
 	    key) == 0) {
-		struct source *src = sources_get(sl->st->id, key, now);
-
-		if (src == NULL)
+		if ((src = sources_get(sl->st->id, key, now)) == NULL)
 			return REFUSE_PER_SOURCE;	/* no room to count it */
 		if (s->max_per_source != 0 && src->active >= s->max_per_source)
 			return REFUSE_PER_SOURCE;
@@ -411,8 +410,13 @@ admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, in
 			return REFUSE_SOURCE_RATE;
 		*counted = s->max_per_source != 0;
 	}
-	if (!rate_take(&sl->st->bucket, &s->rate, now))
+	if (!rate_take(&sl->st->bucket, &s->rate, now)) {
+		/* Refused for the service's rate: not one of the source's connections. */
+		if (src != NULL)
+			rate_refund(&src->bucket, &s->source_rate);
+		*counted = 0;
 		return REFUSE_RATE;
+	}
 	return REFUSE_N;
 }
 

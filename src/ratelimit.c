@@ -43,6 +43,13 @@ rate_take(struct bucket *b, const struct rate *r, long long now_ms)
 	return 1;
 }
 
+void
+rate_refund(struct bucket *b, const struct rate *r)
+{
+	if (r->n != 0 && (b->tokens += 1.0) > r->n)
+		b->tokens = r->n;
+}
+
 static struct source *table;
 static unsigned used;
 

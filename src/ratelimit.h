@@ -26,6 +26,8 @@ struct bucket {
 int rate_parse(const char *s, struct rate *r, const char **error);
 /* Take a token at now_ms: 1 if the connection may go on, 0 if over the rate. */
 int rate_take(struct bucket *b, const struct rate *r, long long now_ms);
+/* Give back a token taken for a connection that a later check refused. */
+void rate_refund(struct bucket *b, const struct rate *r);
 
 #define SOURCES_MAX 65536	/* entries in the whole table */
 #define SOURCES_WAYS 8		/* slots a source may live in */

@@ -11,6 +11,7 @@ Suite *table_suite(void);
 Suite *builtins_suite(void);
 Suite *proxy_suite(void);
 Suite *watch_suite(void);
+Suite *ratelimit_suite(void);
 
 /* A fresh directory under $TMPDIR; removed with its files by tmpdir_remove. */
 char *tmpdir_make(void);

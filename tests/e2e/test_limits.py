@@ -230,6 +230,18 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(two, [b"ok\n"] * 3 + [b""])
         self.assertEqual(status_of(p, "r")["refused"]["source_rate"], 6)
 
+    def test_a_rate_refusal_costs_the_source_nothing(self):
+        # The service's rate refuses the third and later clients; the source's
+        # own budget (3) is spent only by the two admitted, so none of the
+        # refusals is put down to source_rate.
+        port = free_port()
+        p = self.start("[r]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\nargs = echo ok\n"
+                       "rate = 2/60\nsource_rate = 3/60\n" % port)
+        replies = [talk(port) for _ in range(6)]
+        self.assertEqual(replies, [b"ok\n"] * 2 + [b""] * 4)
+        refused = status_of(p, "r")["refused"]
+        self.assertEqual((refused["rate"], refused["source_rate"]), (4, 0))
+
     # -- allow / deny
 
     def test_allow_and_deny(self):
