@@ -4,11 +4,13 @@ the log; -v logs each connection and each exit."""
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from porterd_test import (PORTERD, SRCDIR, Porterd, TIMEOUT, free_port, main, talk,
@@ -163,6 +165,27 @@ class ObservabilityTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
             s.sendall(b"POST /metrics HTTP/1.0\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.0 405"))
+
+    def test_metrics_request_has_5_seconds_in_all(self):
+        # A byte a second never lets a per-read timeout expire; the deadline is
+        # for the whole request, and the child serving it goes at 5 s.
+        self.p.set_services({"10-all.conf": self.base()})
+        self.p.start()
+        with socket.create_connection(("127.0.0.1", self.ports["metrics"]),
+                                      timeout=TIMEOUT) as s:
+            wait_until(lambda: len(self.p.children()) == 1, what="the metrics child")
+            start = time.monotonic()
+            closed = None
+            for byte in b"GET /metrics HTTP/1.0\r\nX-Slow: " + b"x" * 20:
+                r, _, _ = select.select([s], [], [], 1.0)
+                if r:
+                    closed = time.monotonic() - start
+                    self.assertEqual(s.recv(100), b"")
+                    break
+                s.send(bytes([byte]))
+            self.assertIsNotNone(closed, "still open after 20 s of trickling")
+            self.assertGreater(closed, 4.0)
+        wait_until(lambda: not self.p.children(), what="the metrics child gone")
 
     def test_status_builtin_does_not_wait_for_the_client(self):
         self.p.set_services({"10-all.conf": self.base()})
