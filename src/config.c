@@ -1142,6 +1142,18 @@ finish_service(struct build *b, const struct section *sec)
 		    "porterd itself; wait = yes does not apply");
 	if (s->builtin != BUILTIN_NONE && key_at(b, "args") != NULL)
 		errs_add(b->errs, key_at(b, "args"), "args applies to exec, not to builtin");
+	if (s->builtin != BUILTIN_NONE) {
+		/* Said in the service itself, not inherited from [defaults]: a mistake. */
+		static const char *const exec_only[] = { "stderr", "env" };
+
+		for (size_t i = 0; i < 2; i++) {
+			size_t idx = key_index(exec_only[i]);
+
+			if (b->own[idx] && b->set_at[idx].line != 0)
+				errs_add(b->errs, &b->set_at[idx], "%s applies to exec, not to "
+				    "builtin", exec_only[i]);
+		}
+	}
 	if (s->listen.family != AF_UNIX) {
 		static const char *const unix_only[] = { "socket_user", "socket_group",
 			"socket_mode" };
@@ -1573,8 +1585,9 @@ dump_limits(FILE *out, const struct service *s)
 		acl_format(&s->proxy_from, list, sizeof(list));
 		fprintf(out, "proxy_from = %s\n", list);
 	}
-	fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
-	    s->stderr_mode == STDERR_NULL ? "null" : "socket");
+	if (s->exec != NULL)
+		fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
+		    s->stderr_mode == STDERR_NULL ? "null" : "socket");
 }
 
 void
