@@ -167,6 +167,15 @@ take_inherited(const struct service *s)
 			in->fd = -1;
 			log_info("%s: adopted the socket passed as fd %d%s%s", s->name, fd,
 			    in->name[0] ? " named " : "", in->name);
+			if (pass == 0 && !addr_same(&in->addr, &s->listen)) {
+				char got[ADDR_TEXT_MAX], want[ADDR_TEXT_MAX];
+
+				/* The name decides; the clients reach what systemd bound. */
+				addr_format(&in->addr, got, sizeof(got));
+				addr_format(&s->listen, want, sizeof(want));
+				log_warn("%s: the socket named %s is on %s, not on %s as listen "
+				    "says; serving it", s->name, in->name, got, want);
+			}
 			return fd;
 		}
 	return -1;

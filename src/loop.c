@@ -569,9 +569,13 @@ serve_stream(const struct slot *sl)
 			}
 			return;
 		}
-		/* A specific listen address is what every client reached: no getsockname. */
+		/*
+		 * A specific listen address is what every client reached: no
+		 * getsockname. Not for a socket from systemd, which may be elsewhere.
+		 */
 		c.locallen = 0;
-		if (s->listen.family != AF_UNIX && !addr_is_any(&sl->lst->addr)) {
+		if (s->listen.family != AF_UNIX && !sl->lst->adopted &&
+		    !addr_is_any(&sl->lst->addr)) {
 			memcpy(&c.local, &sl->lst->addr.ss, sl->lst->addr.len);
 			c.locallen = sl->lst->addr.len;
 		}

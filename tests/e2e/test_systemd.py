@@ -48,6 +48,31 @@ class SocketActivationTest(unittest.TestCase):
         self.assertEqual(talk(named), b"named\n")
         self.assertEqual(talk(byaddr), b"byaddr\n")
 
+    @need_program("systemd-socket-activate")
+    def test_a_socket_adopted_by_name_elsewhere_is_served_and_reported(self):
+        # FileDescriptorName decides; the address systemd bound is what clients
+        # reach, so that is what the handler is told, and porterd warns.
+        held, said = free_port(), free_port()
+        p = Porterd({"10-sa.conf": "[web]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                                   "args = sh -c 'echo $TCPLOCALIP:$TCPLOCALPORT'\n" % said})
+        self.addCleanup(p.cleanup)
+        p.logfile = open(p.logpath, "ab")
+        cmd = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % held, "--fdname=web"
+               ] + p.command()
+        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
+                                  stderr=p.logfile)
+        p.pid = p.proc.pid
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", held)) == 0
+        wait_until(listening, what="systemd-socket-activate listening")
+        self.assertEqual(talk(held), b"127.0.0.1:%d\n" % held)
+        p.wait_log("started with")
+        self.assertIn("web: the socket named web is on 127.0.0.1:%d, not on 127.0.0.1:%d "
+                      "as listen says; serving it" % (held, said), p.log())
+        self.assertEqual(talk(held), b"127.0.0.1:%d\n" % held)
+
     def test_fds_systemd_passes_the_socket_as_fd_3(self):
         port = free_port()
         p = Porterd({})
