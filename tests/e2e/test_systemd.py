@@ -18,6 +18,20 @@ from porterd_test import (PORTERD, Porterd, TIMEOUT, free_port, main, need_progr
 
 class SocketActivationTest(unittest.TestCase):
 
+    def activate(self, p, args, port):
+        """systemd-socket-activate binds with args, then execs porterd on the
+        first connection: wait until it listens on port."""
+        p.logfile = open(p.logpath, "ab")
+        p.proc = subprocess.Popen(["systemd-socket-activate"] + args + p.command(),
+                                  stdin=subprocess.DEVNULL, stdout=p.logfile,
+                                  stderr=p.logfile)
+        p.pid = p.proc.pid
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_until(listening, what="systemd-socket-activate listening")
+
     @need_program("systemd-socket-activate")
     def test_adopts_passed_sockets_by_name_and_address(self):
         named, byaddr = free_port(), free_port()
@@ -26,18 +40,8 @@ class SocketActivationTest(unittest.TestCase):
                      "[other]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\nargs = echo byaddr\n"
                      % (named, byaddr)})
         self.addCleanup(p.cleanup)
-        p.logfile = open(p.logpath, "ab")
-        # systemd-socket-activate binds, then execs porterd on the first connection.
-        cmd = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % named, "--fdname=web:x",
-               "-l", "127.0.0.1:%d" % byaddr] + p.command()
-        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
-                                  stderr=p.logfile)
-        p.pid = p.proc.pid
-
-        def listening():
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", named)) == 0
-        wait_until(listening, what="systemd-socket-activate listening")
+        self.activate(p, ["-l", "127.0.0.1:%d" % named, "--fdname=web:x",
+                          "-l", "127.0.0.1:%d" % byaddr], named)
         self.assertEqual(talk(named), b"named\n")
         p.wait_log("started with")
         self.assertIn("web: adopted the socket passed as fd 3 named web", p.log())
@@ -56,17 +60,7 @@ class SocketActivationTest(unittest.TestCase):
         p = Porterd({"10-sa.conf": "[web]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
                                    "args = sh -c 'echo $TCPLOCALIP:$TCPLOCALPORT'\n" % said})
         self.addCleanup(p.cleanup)
-        p.logfile = open(p.logpath, "ab")
-        cmd = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % held, "--fdname=web"
-               ] + p.command()
-        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
-                                  stderr=p.logfile)
-        p.pid = p.proc.pid
-
-        def listening():
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", held)) == 0
-        wait_until(listening, what="systemd-socket-activate listening")
+        self.activate(p, ["-l", "127.0.0.1:%d" % held, "--fdname=web"], held)
         self.assertEqual(talk(held), b"127.0.0.1:%d\n" % held)
         p.wait_log("started with")
         self.assertIn("web: the socket named web is on 127.0.0.1:%d, not on 127.0.0.1:%d "
