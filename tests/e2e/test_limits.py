@@ -125,6 +125,14 @@ class LimitsTest(unittest.TestCase):
                    p.log().count(" -> pid ") == 4, what="a fourth handler")
         self.assertLessEqual(len(p.children()), 3)
 
+    def assert_waits_idle(self, p, client, when):
+        """For a second, nothing greets client and porterd does not spin."""
+        t0 = cpu_ticks(p.pid)
+        readable, _, _ = select.select([client], [], [], 1.0)
+        self.assertEqual(readable, [])
+        used = cpu_ticks(p.pid) - t0
+        self.assertLess(used, 20, "porterd used %d ticks %s" % (used, when))
+
     def test_a_full_service_is_not_watched(self):
         # At max_children the listener leaves the set porterd waits on: a client
         # in the backlog neither gets a handler nor makes porterd spin, and it is
@@ -136,12 +144,7 @@ class LimitsTest(unittest.TestCase):
         self.assertTrue(greeted)
         second = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         self.close_all([first, second])
-        t0 = cpu_ticks(p.pid)
-        # Measuring a second of idleness, and that nothing greets the second client.
-        readable, _, _ = select.select([second], [], [], 1.0)
-        self.assertEqual(readable, [])
-        used = cpu_ticks(p.pid) - t0
-        self.assertLess(used, 20, "porterd used %d ticks at max_children" % used)
+        self.assert_waits_idle(p, second, "at max_children")
         first.close()
         self.assertEqual(second.recv(10), b"hi\n")
 
@@ -153,11 +156,7 @@ class LimitsTest(unittest.TestCase):
         self.assertTrue(greeted)
         other = socket.create_connection(("127.0.0.1", b), timeout=TIMEOUT)
         self.close_all([first, other])
-        t0 = cpu_ticks(p.pid)
-        readable, _, _ = select.select([other], [], [], 1.0)
-        self.assertEqual(readable, [])
-        used = cpu_ticks(p.pid) - t0
-        self.assertLess(used, 20, "porterd used %d ticks at -c" % used)
+        self.assert_waits_idle(p, other, "at -c")
         # Both services are held back, and the status says so.
         os.kill(p.pid, signal.SIGUSR1)
         p.wait_log("status: b ")
