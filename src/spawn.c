@@ -115,13 +115,13 @@ struct child_error {
 };
 
 static const char *const step_names[] = {
-	"unshare", "setsid", "dup2", "setrlimit", "setpriority", "chroot", "setgroups", "setgid",
-	"setuid", "no_new_privs", "exec",
+	"unshare", "setsid", "dup2", "setrlimit", "setpriority", "chroot", "setgroups",
+	"setgid", "setuid", "no_new_privs", "exec",
 };
 
 enum {
-	STEP_UNSHARE, STEP_SETSID, STEP_DUP2, STEP_RLIMIT, STEP_NICE, STEP_CHROOT, STEP_SETGROUPS,
-	STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
+	STEP_UNSHARE, STEP_SETSID, STEP_DUP2, STEP_RLIMIT, STEP_NICE, STEP_CHROOT,
+	STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
 };
 
 /*
