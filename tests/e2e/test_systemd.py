@@ -98,6 +98,9 @@ class SocketActivationTest(unittest.TestCase):
         third = talk(port).split()
         self.assertEqual(third[:2], [b"0", b"True"])
         self.assertNotEqual(third[2], first[2])
+        # Its second connection lets that handler finish: none outlives the test.
+        self.assertEqual(talk(port).split()[:3], [b"1", b"True", third[2]])
+        wait_until(lambda: not p.children(), what="the handler's exit")
 
 
 class NotifyTest(unittest.TestCase):
