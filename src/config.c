@@ -1070,6 +1070,21 @@ key_at(const struct build *b, const char *name)
 	return idx < NKEYS && b->set_at[idx].line != 0 ? &b->set_at[idx] : NULL;
 }
 
+/*
+ * An error at each of the keys in names (NULL-terminated) that the service sets in its own
+ * section: said there, it is a mistake; inherited from [defaults], it is not.
+ */
+static void
+refuse_own_keys(struct build *b, const char *const *names, const char *why)
+{
+	for (; *names != NULL; names++) {
+		size_t idx = key_index(*names);
+
+		if (b->own[idx] && b->set_at[idx].line != 0)
+			errs_add(b->errs, &b->set_at[idx], "%s %s", *names, why);
+	}
+}
+
 /* Finish a service whose keys are all applied: defaults, cross-key rules, argv, env. */
 static void
 finish_service(struct build *b, const struct section *sec)
@@ -1143,28 +1158,15 @@ finish_service(struct build *b, const struct section *sec)
 	if (s->builtin != BUILTIN_NONE && key_at(b, "args") != NULL)
 		errs_add(b->errs, key_at(b, "args"), "args applies to exec, not to builtin");
 	if (s->builtin != BUILTIN_NONE) {
-		/* Said in the service itself, not inherited from [defaults]: a mistake. */
-		static const char *const exec_only[] = { "stderr", "env" };
+		static const char *const exec_only[] = { "stderr", "env", NULL };
 
-		for (size_t i = 0; i < 2; i++) {
-			size_t idx = key_index(exec_only[i]);
-
-			if (b->own[idx] && b->set_at[idx].line != 0)
-				errs_add(b->errs, &b->set_at[idx], "%s applies to exec, not to "
-				    "builtin", exec_only[i]);
-		}
+		refuse_own_keys(b, exec_only, "applies to exec, not to builtin");
 	}
 	if (s->listen.family != AF_UNIX) {
 		static const char *const unix_only[] = { "socket_user", "socket_group",
-			"socket_mode" };
+			"socket_mode", NULL };
 
-		for (size_t i = 0; i < 3; i++) {
-			size_t idx = key_index(unix_only[i]);
-
-			if (b->own[idx] && b->set_at[idx].line != 0)
-				errs_add(b->errs, &b->set_at[idx], "%s applies only to unix "
-				    "sockets (listen = unix:PATH)", unix_only[i]);
-		}
+		refuse_own_keys(b, unix_only, "applies only to unix sockets (listen = unix:PATH)");
 	}
 	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;
 	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)

@@ -352,15 +352,17 @@ spawn_prepare(void)
 static int
 stage_fds(struct child_args *a)
 {
+	/* A pipe for stderr = log sits above the slots; /dev/null is below. */
+	int move_err = a->errfd >= 0 && (unsigned)a->errfd >= slot_top;
+
 	if (slot_top == 0 || dup3(a->fd, slot_conn, O_CLOEXEC) < 0)
 		return -1;
-	if (a->errfd >= 0 && (unsigned)a->errfd >= slot_top &&
-	    dup3(a->errfd, slot_err, O_CLOEXEC) < 0) {
+	if (move_err && dup3(a->errfd, slot_err, O_CLOEXEC) < 0) {
 		(void)dup3(devnull_fd, slot_conn, O_CLOEXEC);
 		return -1;
 	}
 	a->fd = slot_conn;
-	if (a->errfd >= 0 && (unsigned)a->errfd >= slot_top)
+	if (move_err)
 		a->errfd = slot_err;
 	a->unshare_from = slot_top;
 	return 0;
