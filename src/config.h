@@ -1,6 +1,6 @@
 /*
- * config: read services.d into an immutable service table, or a list of
- * "FILE:LINE: message" errors. Nothing here touches sockets.
+ * config: read services.d (and the -i inetd.conf) into an immutable service
+ * table, or a list of "FILE:LINE: message" errors. Nothing here touches sockets.
  */
 #ifndef PORTERD_CONFIG_H
 #define PORTERD_CONFIG_H
@@ -57,6 +57,7 @@ struct service {
 	int		 ngroups;
 	char		*user, *group;	/* as written */
 
+	char		*passenv;	/* names, comma-separated, as -T shows them */
 	/* PATH, env keys, PORTERD_SERVICE, then CONFIG_ENV_SLOTS free slots and NULL. */
 	char	       **envp;
 	size_t		 envp_base;
@@ -113,12 +114,19 @@ struct config_errors {
 	size_t	  n;
 };
 
+struct config_sources {
+	const char	*dir;		/* services.d: every *.conf, in lexical order */
+	const char	*inetd_conf;	/* -i FILE in inetd.conf format, or NULL */
+};
+
 /*
- * Read every *.conf in dir in lexical order. On success returns the table (which
- * may hold no service). On any error returns NULL and every error is in errs.
- * Files that are not read are reported to `skipped` when it is not NULL.
+ * Read the sources into one table. On success returns the table (which may
+ * hold no service). On any error returns NULL and every error is in errs.
+ * What is left out without being an error (files not named *.conf, lines of
+ * inetd.conf porterd does not serve) is told to `notes` when it is not NULL.
  */
-struct config *config_load(const char *dir, struct config_errors *errs, FILE *skipped);
+struct config *config_load(const struct config_sources *src, struct config_errors *errs,
+    FILE *notes);
 void config_free(struct config *cf);
 void config_errors_free(struct config_errors *errs);
 /* Print the effective table in services.d syntax (-T). */

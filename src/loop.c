@@ -15,6 +15,7 @@
 #include "builtins.h"
 #include "children.h"
 #include "errlog.h"
+#include "filewatch.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -167,7 +168,7 @@ reload_done(int ok)
 }
 
 static void
-reload(struct table **tab, const char *dir)
+reload(struct table **tab, const struct config_sources *src, const char *why)
 {
 	struct config_errors errs = { NULL, 0 };
 	long long t0 = log_now_ms();
@@ -184,8 +185,11 @@ reload(struct table **tab, const char *dir)
 		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
 		notify_send(state);
 	}
-	log_info("reloading %s", dir);
-	if ((cf = config_load(dir, &errs, NULL)) == NULL) {
+	if (src->inetd_conf != NULL)
+		log_info("reloading %s and %s%s", src->dir, src->inetd_conf, why);
+	else
+		log_info("reloading %s%s", src->dir, why);
+	if ((cf = config_load(src, &errs, NULL)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_err("%s", errs.msg[i]);
 		log_err("reload failed with %zu error%s; the running configuration is "
@@ -862,20 +866,27 @@ serve_ready(const struct table *t)
 	}
 }
 
+/* Our own fds at the head of the poll set: the self-pipe, the listeners, the -i file. */
+#define LOOP_FIXED_FDS 3
+
 void
-loop_run(struct table **tab, const char *dir, unsigned max_handlers)
+loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers)
 {
 	struct pollfd *pfd = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
-	int held = 0;
+	int held = 0, inetd_watch = -1;
 
 	if (max_handlers != 0)
 		max_total = max_handlers;
+	if (src->inetd_conf != NULL && (inetd_watch = filewatch_open(src->inetd_conf)) < 0)
+		log_err("%s: cannot watch for changes (%s): reload it with SIGHUP",
+		    src->inetd_conf, strerror(errno));
 	report_table = *tab;
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
-		size_t n = 2, nerr, want = 2 + errlog_count() + pending_count();
+		size_t n = LOOP_FIXED_FDS, nerr;
+		size_t want = LOOP_FIXED_FDS + errlog_count() + pending_count();
 		int timeout, r;
 
 		run_timers(now);
@@ -890,6 +901,8 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = watch_fd();
 		pfd[1].events = POLLIN;
+		pfd[2].fd = inetd_watch;	/* -1: poll passes over it */
+		pfd[2].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
 		n += errlog_pollfds(pfd + n);
 		nerr = n;
@@ -909,8 +922,8 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			(void)!read(selfpipe[0], buf, sizeof(buf));
 		}
 		/* Before reaping, so that a handler's last words come before its exit. */
-		if (r > 0 && nerr > 2)
-			errlog_service(pfd + 2, nerr - 2);
+		if (r > 0 && nerr > LOOP_FIXED_FDS)
+			errlog_service(pfd + LOOP_FIXED_FDS, nerr - LOOP_FIXED_FDS);
 		if (r > 0 && n > nerr)
 			pending_service(pfd + nerr, n - nerr);
 		if (take_signal(SIGCHLD))
@@ -920,8 +933,13 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			break;
 		}
 		if (take_signal(SIGHUP)) {
-			reload(tab, dir);
+			reload(tab, src, "");
 			continue;	/* what was ready is looked at again, in the new table */
+		}
+		if (r > 0 && pfd[2].revents != 0 && filewatch_changed(inetd_watch,
+		    src->inetd_conf)) {
+			reload(tab, src, ": it changed");
+			continue;
 		}
 		if (take_signal(SIGUSR1))
 			status_dump();
@@ -933,5 +951,7 @@ loop_run(struct table **tab, const char *dir, unsigned max_handlers)
 			rewatch = 1;
 		held = pending_count() != 0;
 	}
+	if (inetd_watch >= 0)
+		close(inetd_watch);
 	free(pfd);
 }

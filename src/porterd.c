@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,11 +37,39 @@
 #define EXIT_USAGE 100
 #define EXIT_SYSTEM 111
 
+static const char usage_line[] =
+    "usage: porterd [-f] [-c MAX] [-d DIR] [-i INETD_CONF] [-p PIDFILE] [-t | -T] [-v] [-V]\n";
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: porterd [-f] [-c MAX] [-d DIR] [-p PIDFILE] [-t | -T] [-v] [-V]\n");
+	fputs(usage_line, stderr);
+	fputs("Try 'porterd --help' for more information.\n", stderr);
 	exit(EXIT_USAGE);
+}
+
+static void
+help(void)
+{
+	printf("%s\n"
+	    "porterd is an inetd-style super-server: it listens for the services of a\n"
+	    "services directory (and of an inetd.conf) and runs a handler per connection.\n"
+	    "\n"
+	    "  -c MAX         at most MAX handlers alive at once, over all services\n"
+	    "  -d DIR         the services directory (default %s)\n"
+	    "  -f             stay in the foreground and log to stderr\n"
+	    "  -i FILE        also serve FILE in inetd.conf format; reread when it changes\n"
+	    "  -p PIDFILE     write the daemon's pid there\n"
+	    "  -t             check the configuration and exit (0: valid)\n"
+	    "  -T             check, then print the effective table\n"
+	    "  -v             log every connection\n"
+	    "  -V, --version  print the version and exit\n"
+	    "  -h, --help     print this help and exit\n"
+	    "\n"
+	    "Signals: HUP reloads, TERM stops, USR1 logs the status table.\n"
+	    "See porterd(8), porterd.conf(5) and porterd-inetd.conf(5).\n",
+	    usage_line, PORTERD_SERVICES_DIR);
+	exit(0);
 }
 
 /* Handlers expect 0, 1 and 2 to be open; and so do our own dup2 calls. */
@@ -159,8 +188,14 @@ write_pidfile(const char *path)
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *dir_arg = PORTERD_SERVICES_DIR;
-	char *dir, *pidfile = NULL;
+	char *dir, *pidfile = NULL, *inetd_conf = NULL;
+	struct config_sources src;
 	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
 	unsigned max_handlers = 0;
 	struct config_errors errs = { NULL, 0 };
@@ -168,7 +203,7 @@ main(int argc, char **argv)
 	struct table *tab;
 	char err[512];
 
-	while ((c = getopt(argc, argv, "c:d:fp:tTvV")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:fhi:p:tTvV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': {
 			char *end;
@@ -181,6 +216,8 @@ main(int argc, char **argv)
 		}
 		case 'd': dir_arg = optarg; break;
 		case 'f': foreground = 1; break;
+		case 'h': help(); break;
+		case 'i': free(inetd_conf); inetd_conf = absolute(optarg); break;
 		case 'p': pidfile = absolute(optarg); break;
 		case 't': check = 1; break;
 		case 'T': check = dump = 1; break;
@@ -202,13 +239,16 @@ main(int argc, char **argv)
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	umask(022);
 	dir = absolute(dir_arg);
+	src.dir = dir;
+	src.inetd_conf = inetd_conf;
 	log_open(1, verbose);
 
-	cf = config_load(dir, &errs, check ? stderr : NULL);
+	cf = config_load(&src, &errs, check ? stderr : NULL);
 	if (cf == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
-		fprintf(stderr, "porterd: %s: %zu error%s\n", dir, errs.n, errs.n == 1 ? "" : "s");
+		fprintf(stderr, "porterd: %s%s%s: %zu error%s\n", dir, inetd_conf ? " and " : "",
+		    inetd_conf ? inetd_conf : "", errs.n, errs.n == 1 ? "" : "s");
 		config_errors_free(&errs);
 		status = EXIT_CONFIG;
 		goto out;
@@ -240,6 +280,7 @@ main(int argc, char **argv)
 		/* The sockets are the daemon's now: nothing to close or unlink here. */
 		free(pidfile);
 		free(dir);
+		free(inetd_conf);
 		_exit(0);
 	}
 	if (chdir("/") < 0)
@@ -257,7 +298,8 @@ main(int argc, char **argv)
 	daemon_stats.started = time(NULL);
 	daemon_stats.started_ms = log_now_ms();
 	daemon_stats.generation = 1;
-	log_info("started with %zu service%s from %s", tab->n, tab->n == 1 ? "" : "s", dir);
+	log_info("started with %zu service%s from %s%s%s", tab->n, tab->n == 1 ? "" : "s", dir,
+	    inetd_conf ? " and " : "", inetd_conf ? inetd_conf : "");
 	{
 		char state[96];
 
@@ -266,7 +308,7 @@ main(int argc, char **argv)
 		notify_send(state);
 	}
 
-	loop_run(&tab, dir, max_handlers);
+	loop_run(&tab, &src, max_handlers);
 
 	notify_send("STOPPING=1");
 	log_info("stopping; %zu handler%s left to finish", children_count(),
@@ -281,5 +323,6 @@ main(int argc, char **argv)
 out:
 	free(pidfile);
 	free(dir);
+	free(inetd_conf);
 	return status;
 }

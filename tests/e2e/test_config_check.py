@@ -91,6 +91,30 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertIn("b.conf.disabled: skipped (not named *.conf)", r.stderr)
         self.assertIn(".c.conf: skipped (hidden file)", r.stderr)
 
+    def test_a_conf_that_cannot_be_read_is_an_error_with_its_reason(self):
+        self.write("a.conf", "[a]\nlisten = 127.0.0.1:7001\nbuiltin = echo\n")
+        os.symlink(os.path.join(self.dir, "gone"), os.path.join(self.dir, "b.conf"))
+        os.symlink("c.conf", os.path.join(self.dir, "c.conf"))
+        os.mkdir(os.path.join(self.dir, "d.conf"))
+        os.symlink("/proc/self/mem", os.path.join(self.dir, "e.conf"))
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stderr.splitlines()
+        self.assertIn("%s/b.conf: No such file or directory" % self.dir, lines)
+        self.assertIn("%s/c.conf: Too many levels of symbolic links" % self.dir, lines)
+        self.assertIn("%s/d.conf: not a regular file" % self.dir, lines)
+        self.assertIn("%s/e.conf:1: read error: Input/output error" % self.dir, lines)
+        self.assertEqual(lines[-1], "porterd: %s: 4 errors" % self.dir)
+
+    def test_a_garbage_file_stops_being_read(self):
+        self.write("a.conf", "garbage\n" * 100000)
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 52, lines[-3:])
+        self.assertEqual(lines[-2], "%s/a.conf:51: too many errors; the rest of the file is "
+                         "not read" % self.dir)
+
     def test_missing_directory(self):
         r = run("-t", "-d", os.path.join(self.dir, "nope"))
         self.assertEqual(r.returncode, 1)

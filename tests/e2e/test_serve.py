@@ -101,6 +101,24 @@ class ServeTest(unittest.TestCase):
         p.start()
         self.check_env(port, "::1", socket.AF_INET6, "::1", "::1")
 
+    def test_passenv_passes_named_variables_of_porterds_environment(self):
+        port = free_port()
+        p = self.porterd("[env]\nlisten = 127.0.0.1:%d\nexec = /usr/bin/env\n"
+                         "env = A=1\npassenv = PORTERD_T_ONE, PORTERD_T_UNSET\n"
+                         "passenv = PORTERD_T_TWO\n" % port)
+        os.environ.update(PORTERD_T_ONE="one", PORTERD_T_TWO="two words",
+                          PORTERD_T_OTHER="not named")
+        try:
+            p.start()
+        finally:
+            for k in ("PORTERD_T_ONE", "PORTERD_T_TWO", "PORTERD_T_OTHER"):
+                del os.environ[k]
+        env = parse_env(talk(port).decode())
+        self.assertEqual((env.get("PORTERD_T_ONE"), env.get("PORTERD_T_TWO"), env.get("A")),
+                         ("one", "two words", "1"))
+        self.assertNotIn("PORTERD_T_UNSET", env)
+        self.assertNotIn("PORTERD_T_OTHER", env)
+
     def test_dual_stack_reports_ipv4_as_dotted_quad(self):
         port = free_port(family=socket.AF_INET6, host="::")
         p = self.porterd("[report]\nlisten = *:%d\nexec = @REPORT@\n"

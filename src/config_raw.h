@@ -1,0 +1,64 @@
+/*
+ * config_raw: what the config modules share inside porterd. A source (services.d
+ * or inetd.conf) is read into sections of `key = value` entries, each with its
+ * FILE:LINE; config_keys gives them meaning; config checks the whole table.
+ */
+#ifndef PORTERD_CONFIG_RAW_H
+#define PORTERD_CONFIG_RAW_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* Longest section name inih keeps whole (it cuts at 49 characters). */
+#define NAME_MAX_LEN 48
+
+/* One `key = value` line as read, before any meaning is given to it. */
+struct entry {
+	char		*key;
+	char		*value;
+	struct where	 at;
+	int		 cont;		/* an indented line continuing `key` */
+};
+
+struct section {
+	char		*name;
+	struct where	 at;
+	struct entry	*e;
+	size_t		 n, cap;
+	int		 from_inetd;	/* a line of the -i file, not a [section] */
+};
+
+struct raw {
+	struct section	*sec;
+	size_t		 n, cap;
+	struct config_errors *errs;
+	struct config	*cf;		/* owns the file names */
+	FILE		*notes;		/* what -t tells besides errors; may be NULL */
+};
+
+void config_error(struct config_errors *errs, const struct where *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *config_grow(void *p, size_t *cap, size_t n, size_t size);
+char *config_strdup(const char *s);
+/* Keep path for the table's lifetime (the wheres point into it); returns the copy. */
+const char *config_keep_file(struct config *cf, const char *path);
+
+struct section *raw_find(struct raw *raw, const char *name);
+struct section *raw_section_new(struct raw *raw, const char *name, const struct where *at);
+void section_add(struct section *sec, const char *key, const char *value,
+    const struct where *at, int cont);
+void raw_free(struct raw *raw);
+
+/* config_read: every *.conf of dir, in lexical order. */
+void config_read_dir(struct raw *raw, const char *dir);
+/* inetd_conf: the classic inetd.conf file (-i), one section per line it can serve. */
+void inetd_conf_read(struct raw *raw, const char *path);
+
+/* config_keys: [defaults] alone (its own errors, once), then each service. */
+void config_check_defaults(const struct section *defaults, struct config_errors *errs);
+void config_build_service(struct service *s, const struct section *defaults,
+    const struct section *sec, struct config_errors *errs);
+void config_service_free(struct service *s);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * config_read: the services.d files, read with inih through a physical-line
+ * reader, into raw sections. No key is given a meaning here.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_raw.h"
+
+/* What the physical-line reader tells the inih handler about the current line. */
+struct reader {
+	FILE		*f;
+	const char	*file;
+	int		 line;
+	int		 cont;
+	int		 key_seen;	/* a key line since the last [section] */
+	size_t		 cont_indent;	/* of the first continuation line after a key */
+	char		*cont_text;	/* that line, dedented by cont_indent */
+	struct section	*cur;
+	struct raw	*raw;
+	char		*buf;
+	size_t		 bufsz;
+	size_t		 errs_before;	/* errors before this file */
+	int		 read_errno;	/* why getline failed, 0 at the end of the file */
+};
+
+/* A file that is garbage stops being read here: its errors would drown the rest. */
+#define FILE_ERRORS_MAX 50
+
+/* ---- reading: physical lines, sections, continuation ---- */
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static char *
+trim_end(char *s)
+{
+	char *end = s + strlen(s);
+
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("_.-", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* A `[name]` line: start a section, or refuse it (its keys are then dropped). */
+static void
+reader_section(struct reader *rd, char *s)
+{
+	struct where at = { rd->file, rd->line };
+	struct section *dup;
+	char *close = strchr(s, ']');
+	char *name;
+
+	rd->cur = NULL;
+	rd->key_seen = 0;
+	if (close == NULL) {
+		config_error(rd->raw->errs, &at, "section header without ']'");
+		return;
+	}
+	*close = '\0';
+	name = trim(s + 1);
+	if (strlen(name) > NAME_MAX_LEN) {
+		config_error(rd->raw->errs, &at, "section name is longer than %d characters",
+		    NAME_MAX_LEN);
+		return;
+	}
+	if (!valid_name(name)) {
+		config_error(rd->raw->errs, &at,
+		    "section name '%s': use letters, digits, '.', '-' and '_'", name);
+		return;
+	}
+	if ((dup = raw_find(rd->raw, name)) != NULL) {
+		config_error(rd->raw->errs, &at, "[%s] is already defined at %s:%d", name,
+		    dup->at.file, dup->at.line);
+		return;
+	}
+	rd->cur = raw_section_new(rd->raw, name, &at);
+}
+
+/*
+ * inih's line reader. We hand inih one physical line at a time so that its
+ * line numbers, and ours, are the file's; and we look at each line first, to
+ * catch what inih would silently cut, merge or drop.
+ */
+static char *
+reader_gets(char *str, int num, void *stream)
+{
+	struct reader *rd = stream;
+	struct where at;
+	ssize_t len;
+	char *s;
+
+	at.file = rd->file;
+	at.line = rd->line + 1;
+	if (rd->raw->errs->n - rd->errs_before >= FILE_ERRORS_MAX) {
+		config_error(rd->raw->errs, &at, "too many errors; the rest of the file is "
+		    "not read");
+		return NULL;
+	}
+	len = getline(&rd->buf, &rd->bufsz, rd->f);
+	if (len < 0) {
+		rd->read_errno = ferror(rd->f) ? errno : 0;
+		return NULL;
+	}
+	rd->line++;
+	rd->cont = 0;
+	while (len > 0 && (rd->buf[len - 1] == '\n' || rd->buf[len - 1] == '\r'))
+		rd->buf[--len] = '\0';
+	if ((size_t)len != strlen(rd->buf)) {
+		config_error(rd->raw->errs, &at, "NUL byte in line");
+		goto blank;
+	}
+	s = rd->buf;
+	if (rd->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	if (len + 2 > num) {
+		config_error(rd->raw->errs, &at, "line is longer than %d characters", num - 2);
+		goto blank;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0' || *s == ';' || *s == '#')
+		goto pass;
+	if (*s == '[') {
+		char copy[num];
+
+		snprintf(copy, sizeof(copy), "%s", s);
+		reader_section(rd, copy);
+		goto pass;
+	}
+	if (s > rd->buf && rd->key_seen) {
+		/*
+		 * inih continues the previous key's value with an indented line; it
+		 * must see the indentation. We keep the line's own text, less the
+		 * indentation of the first such line, so inline scripts keep theirs.
+		 */
+		size_t indent = (size_t)(s - rd->buf), strip;
+
+		if (!rd->cont_indent)
+			rd->cont_indent = indent;
+		strip = indent < rd->cont_indent ? indent : rd->cont_indent;
+		rd->cont = 1;
+		rd->cont_text = rd->buf + strip;
+		snprintf(str, (size_t)num, "%s\n", rd->buf);
+		return str;
+	}
+	rd->cont_indent = 0;
+	if (strcspn(s, "=:") == strlen(s)) {
+		config_error(rd->raw->errs, &at, "expected 'key = value'");
+		goto blank;
+	}
+	rd->key_seen = 1;
+pass:
+	snprintf(str, (size_t)num, "%s\n", s);
+	return str;
+blank:
+	snprintf(str, (size_t)num, "\n");
+	return str;
+}
+
+static int
+on_ini_entry(void *user, const char *section, const char *key, const char *value)
+{
+	struct reader *rd = user;
+	struct where at = { rd->file, rd->line };
+	struct section *sec = rd->cur;
+
+	(void)section;	/* ours is rd->cur: never cut, and NULL for a refused one */
+	if (sec == NULL) {
+		if (rd->raw->sec == NULL || *section == '\0')
+			config_error(rd->raw->errs, &at, "'%s' is outside of any [section]", key);
+		return 1;
+	}
+	section_add(sec, key, rd->cont ? trim_end(rd->cont_text) : value, &at, rd->cont);
+	return 1;
+}
+
+static void
+read_file(struct raw *raw, const char *path)
+{
+	struct reader rd;
+	size_t before = raw->errs->n;
+	int r;
+
+	memset(&rd, 0, sizeof(rd));
+	rd.file = path;
+	rd.raw = raw;
+	rd.errs_before = before;
+	if ((rd.f = fopen(path, "re")) == NULL) {
+		struct where at = { path, 0 };
+
+		config_error(raw->errs, &at, "%s", strerror(errno));
+		return;
+	}
+	r = ini_parse_stream(reader_gets, &rd, on_ini_entry, &rd);
+	if (r > 0 && raw->errs->n == before) {
+		struct where at = { path, r };
+
+		config_error(raw->errs, &at, "syntax error");
+	} else if (r < 0) {
+		struct where at = { path, 0 };
+
+		config_error(raw->errs, &at, "out of memory");
+	}
+	if (rd.read_errno != 0) {
+		struct where at = { path, rd.line + 1 };
+
+		config_error(raw->errs, &at, "read error: %s", strerror(rd.read_errno));
+	}
+	fclose(rd.f);
+	free(rd.buf);
+}
+
+static int
+is_conf_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".conf") == 0;
+}
+
+static int
+by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * A *.conf that cannot be read is an error with its reason (a dangling link
+ * must not drop a service quietly); other names are skipped, and -t says so.
+ */
+void
+config_read_dir(struct raw *raw, const char *dir)
+{
+	struct dirent **names;
+	int n;
+
+	n = scandir(dir, &names, NULL, by_name);
+	if (n < 0) {
+		struct where at = { dir, 0 };
+
+		config_error(raw->errs, &at, "%s", strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		struct stat st;
+		char *path;
+
+		if (asprintf(&path, "%s/%s", dir, name) < 0)
+			abort();
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+			;
+		} else if (!is_conf_name(name)) {
+			if (raw->notes != NULL)
+				fprintf(raw->notes, "%s: skipped (%s)\n", path, name[0] == '.' ?
+				    "hidden file" : "not named *.conf");
+		} else if (stat(path, &st) < 0) {
+			struct where at = { config_keep_file(raw->cf, path), 0 };
+
+			config_error(raw->errs, &at, "%s", strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			struct where at = { config_keep_file(raw->cf, path), 0 };
+
+			config_error(raw->errs, &at, "not a regular file");
+		} else {
+			read_file(raw, config_keep_file(raw->cf, path));
+		}
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+}
