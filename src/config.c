@@ -5,12 +5,16 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_raw.h"
 
@@ -77,6 +81,35 @@ config_keep_file(struct config *cf, const char *path)
 	if (cf->files == NULL)
 		abort();
 	return cf->files[cf->nfiles++] = config_strdup(path);
+}
+
+FILE *
+config_open(struct raw *raw, const char *path)
+{
+	struct where at = { path, 0 };
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	/* Non-blocking: a FIFO named *.conf must not hang a reload. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0) {
+		config_error(raw->errs, &at, "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		config_error(raw->errs, &at, "%s", strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		config_error(raw->errs, &at, "not a regular file");
+	} else if (st.st_size > CONFIG_FILE_MAX) {
+		config_error(raw->errs, &at, "%lld bytes: a configuration file is at most "
+		    "%d MiB", (long long)st.st_size, CONFIG_FILE_MAX >> 20);
+	} else if (fcntl(fd, F_SETFL, 0) == 0 && (f = fdopen(fd, "r")) != NULL) {
+		return f;
+	} else {
+		config_error(raw->errs, &at, "%s", strerror(errno));
+	}
+	close(fd);
+	return NULL;
 }
 
 struct section *

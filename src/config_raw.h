@@ -7,6 +7,7 @@
 #define PORTERD_CONFIG_RAW_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -43,6 +44,14 @@ void *config_grow(void *p, size_t *cap, size_t n, size_t size);
 char *config_strdup(const char *s);
 /* Keep path for the table's lifetime (the wheres point into it); returns the copy. */
 const char *config_keep_file(struct config *cf, const char *path);
+
+/*
+ * Open a configuration file for reading, or NULL with the error recorded: one
+ * that is not a regular file, or is larger than CONFIG_FILE_MAX, is refused
+ * before a byte of it is read.
+ */
+#define CONFIG_FILE_MAX (16 << 20)
+FILE *config_open(struct raw *raw, const char *path);
 
 struct section *raw_find(struct raw *raw, const char *name);
 struct section *raw_section_new(struct raw *raw, const char *name, const struct where *at);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config_raw.h"
 
@@ -213,12 +212,8 @@ read_file(struct raw *raw, const char *path)
 	rd.file = path;
 	rd.raw = raw;
 	rd.errs_before = before;
-	if ((rd.f = fopen(path, "re")) == NULL) {
-		struct where at = { path, 0 };
-
-		config_error(raw->errs, &at, "%s", strerror(errno));
+	if ((rd.f = config_open(raw, path)) == NULL)
 		return;
-	}
 	r = ini_parse_stream(reader_gets, &rd, on_ini_entry, &rd);
 	if (r > 0 && raw->errs->n == before) {
 		struct where at = { path, r };
@@ -271,7 +266,6 @@ config_read_dir(struct raw *raw, const char *dir)
 	}
 	for (int i = 0; i < n; i++) {
 		const char *name = names[i]->d_name;
-		struct stat st;
 		char *path;
 
 		if (asprintf(&path, "%s/%s", dir, name) < 0)
@@ -282,14 +276,6 @@ config_read_dir(struct raw *raw, const char *dir)
 			if (raw->notes != NULL)
 				fprintf(raw->notes, "%s: skipped (%s)\n", path, name[0] == '.' ?
 				    "hidden file" : "not named *.conf");
-		} else if (stat(path, &st) < 0) {
-			struct where at = { config_keep_file(raw->cf, path), 0 };
-
-			config_error(raw->errs, &at, "%s", strerror(errno));
-		} else if (!S_ISREG(st.st_mode)) {
-			struct where at = { config_keep_file(raw->cf, path), 0 };
-
-			config_error(raw->errs, &at, "not a regular file");
 		} else {
 			read_file(raw, config_keep_file(raw->cf, path));
 		}

@@ -480,8 +480,7 @@ inetd_conf_read(struct raw *raw, const char *path)
 	int lineno = 0, errs_before = (int)raw->errs->n;
 	FILE *f;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		config_error(raw->errs, &at, "%s", strerror(errno));
+	if ((f = config_open(raw, file)) == NULL) {
 		free((char *)default_host);
 		return;
 	}

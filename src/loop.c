@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,7 +169,7 @@ reload_done(int ok)
 }
 
 static void
-reload(struct table **tab, const struct config_sources *src, const char *why)
+reload_once(struct table **tab, const struct config_sources *src, const char *why)
 {
 	struct config_errors errs = { NULL, 0 };
 	long long t0 = log_now_ms();
@@ -213,6 +214,17 @@ reload(struct table **tab, const struct config_sources *src, const char *why)
 	reload_done(1);
 	log_info("reloaded %zu service%s in %lld ms", next->n, next->n == 1 ? "" : "s",
 	    log_now_ms() - t0);
+}
+
+/*
+ * A reload builds a whole table beside the running one, and a large or broken
+ * configuration may take many megabytes: give them back to the system after.
+ */
+static void
+reload(struct table **tab, const struct config_sources *src, const char *why)
+{
+	reload_once(tab, src, why);
+	malloc_trim(0);
 }
 
 /* SIGUSR1: the status table, a log line each. */

@@ -106,6 +106,18 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertIn("%s/e.conf:1: read error: Input/output error" % self.dir, lines)
         self.assertEqual(lines[-1], "porterd: %s: 4 errors" % self.dir)
 
+    def test_an_absurd_file_is_refused_before_it_is_read(self):
+        self.write("a.conf", "[a]\nlisten = 127.0.0.1:7001\nbuiltin = echo\n")
+        with open(os.path.join(self.dir, "b.conf"), "w") as f:
+            f.truncate(200 << 20)     # sparse: 200 MiB that cost no disk
+        os.mkfifo(os.path.join(self.dir, "c.conf"))   # must not block the reader
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            "%s/b.conf: 209715200 bytes: a configuration file is at most 16 MiB" % self.dir,
+            "%s/c.conf: not a regular file" % self.dir,
+            "porterd: %s: 2 errors" % self.dir])
+
     def test_a_garbage_file_stops_being_read(self):
         self.write("a.conf", "garbage\n" * 100000)
         r = run("-t", "-d", self.dir)
