@@ -112,13 +112,37 @@ config_open(struct raw *raw, const char *path)
 	return NULL;
 }
 
+static size_t
+name_hash(const char *s)
+{
+	size_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The slot of `name` in the hash: its section's, or the free one where it would go. */
+static size_t *
+by_name_slot(struct raw *raw, const char *name)
+{
+	size_t mask = raw->by_name_cap - 1, i = name_hash(name) & mask;
+
+	while (raw->by_name[i] != 0 && strcmp(raw->sec[raw->by_name[i] - 1].name, name) != 0)
+		i = (i + 1) & mask;
+	return &raw->by_name[i];
+}
+
+/* Sections are looked up by name at every one read: 10,000 of them must not cost n². */
 struct section *
 raw_find(struct raw *raw, const char *name)
 {
-	for (size_t i = 0; i < raw->n; i++)
-		if (strcmp(raw->sec[i].name, name) == 0)
-			return &raw->sec[i];
-	return NULL;
+	size_t *slot;
+
+	if (raw->by_name_cap == 0)
+		return NULL;
+	slot = by_name_slot(raw, name);
+	return *slot != 0 ? &raw->sec[*slot - 1] : NULL;
 }
 
 struct section *
@@ -126,11 +150,22 @@ raw_section_new(struct raw *raw, const char *name, const struct where *at)
 {
 	struct section *sec;
 
+	if (2 * (raw->n + 1) > raw->by_name_cap) {
+		size_t cap = raw->by_name_cap ? 2 * raw->by_name_cap : 64;
+
+		free(raw->by_name);
+		if ((raw->by_name = calloc(cap, sizeof(*raw->by_name))) == NULL)
+			abort();
+		raw->by_name_cap = cap;
+		for (size_t i = 0; i < raw->n; i++)
+			*by_name_slot(raw, raw->sec[i].name) = i + 1;
+	}
 	raw->sec = config_grow(raw->sec, &raw->cap, raw->n, sizeof(*sec));
 	sec = &raw->sec[raw->n++];
 	memset(sec, 0, sizeof(*sec));
 	sec->name = config_strdup(name);
 	sec->at = *at;
+	*by_name_slot(raw, name) = raw->n;
 	return sec;
 }
 
@@ -174,6 +209,7 @@ raw_free(struct raw *raw)
 		free(raw->sec[i].name);
 	}
 	free(raw->sec);
+	free(raw->by_name);
 }
 
 static void
@@ -271,6 +307,7 @@ config_load(const struct config_sources *src, struct config_errors *errs, FILE *
 {
 	struct config *cf = calloc(1, sizeof(*cf));
 	struct section *defaults;
+	size_t i, unchecked;
 	struct raw raw;
 
 	if (cf == NULL)
@@ -290,14 +327,21 @@ config_load(const struct config_sources *src, struct config_errors *errs, FILE *
 		abort();
 	if (defaults != NULL)
 		config_check_defaults(defaults, errs);
-	for (size_t i = 0; i < raw.n; i++)
+	for (i = 0; i < raw.n && errs->n < CONFIG_ERRORS_MAX; i++)
 		if (&raw.sec[i] != defaults)
 			config_build_service(&cf->svc[cf->nsvc++], defaults, &raw.sec[i], errs);
-	check_addresses(cf, errs);
-	check_tcpmux_names(cf, errs);
+	unchecked = raw.n - i;
+	if (errs->n < CONFIG_ERRORS_MAX) {
+		check_addresses(cf, errs);
+		check_tcpmux_names(cf, errs);
+	}
 	raw_free(&raw);
 	if (errs->n > 0) {
 		errs_sort(errs);
+		/* Garbage must not cost a reload seconds and megabytes of messages. */
+		if (unchecked > 0)
+			config_error(errs, NULL, "the other %zu section%s were not checked",
+			    unchecked, unchecked == 1 ? "" : "s");
 		config_free(cf);
 		return NULL;
 	}

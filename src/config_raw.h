@@ -33,6 +33,8 @@ struct section {
 struct raw {
 	struct section	*sec;
 	size_t		 n, cap;
+	size_t		*by_name;	/* open hash of section indexes + 1; 0: free */
+	size_t		 by_name_cap;	/* a power of two, at least twice n */
 	struct config_errors *errs;
 	struct config	*cf;		/* owns the file names */
 	FILE		*notes;		/* what -t tells besides errors; may be NULL */
@@ -51,6 +53,8 @@ const char *config_keep_file(struct config *cf, const char *path);
  * before a byte of it is read.
  */
 #define CONFIG_FILE_MAX (16 << 20)
+/* After this many errors the sections left are not checked: the table is lost anyway. */
+#define CONFIG_ERRORS_MAX 200
 FILE *config_open(struct raw *raw, const char *path);
 
 struct section *raw_find(struct raw *raw, const char *name);

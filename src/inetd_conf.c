@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "config_raw.h"
@@ -131,16 +132,13 @@ derive_name(struct raw *raw, const char *service, const char *proto, int line, c
 static int
 replaced(struct line_ctx *c, const char *service)
 {
-	for (size_t i = 0; i < c->raw->n; i++) {
-		const struct section *s = &c->raw->sec[i];
+	const struct section *s = raw_find(c->raw, service);
 
-		if (!s->from_inetd && strcmp(s->name, service) == 0) {
-			note(c, service, "replaced by [%s] at %s:%d", s->name, s->at.file,
-			    s->at.line);
-			return 1;
-		}
-	}
-	return 0;
+	/* Names are unique: a section from an earlier line means none from services.d. */
+	if (s == NULL || s->from_inetd)
+		return 0;
+	note(c, service, "replaced by [%s] at %s:%d", s->name, s->at.file, s->at.line);
+	return 1;
 }
 
 static const char *const internal_names[] = {
@@ -302,6 +300,14 @@ serve_line(struct line_ctx *c)
 	if (!internal && f[5][0] != '/') {
 		config_error(c->raw->errs, &c->at, "%s: server %s: expected an absolute path "
 		    "or internal", service, f[5]);
+		return;
+	}
+	/*
+	 * Other packages write this file: a line left behind by one that was
+	 * removed must not keep porterd, and every other service, from starting.
+	 */
+	if (!internal && access(f[5], F_OK) < 0) {
+		note(c, service, "skipped (%s: %s)", f[5], strerror(errno));
 		return;
 	}
 	if (socktype == SOCK_DGRAM && !wait && !internal) {

@@ -127,6 +127,15 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertEqual(lines[-2], "%s/a.conf:51: too many errors; the rest of the file is "
                          "not read" % self.dir)
 
+    def test_checking_stops_after_200_errors(self):
+        self.write("a.conf", "".join("[s%d]\nbogus = 1\n" % i for i in range(5000)))
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.splitlines()
+        # three errors a section: 67 sections make 201
+        self.assertEqual(lines[-2], "the other 4933 sections were not checked")
+        self.assertEqual(len(lines), 203)
+
     def test_missing_directory(self):
         r = run("-t", "-d", os.path.join(self.dir, "nope"))
         self.assertEqual(r.returncode, 1)

@@ -141,7 +141,8 @@ class InetdConfCheckTest(unittest.TestCase):
             "7202 raw icmp nowait %s /bin/cat cat\n"
             "/tmp/x.sock dgram unix wait %s /bin/cat cat\n"
             "7203 stream tcp,rcvbuf=64k,sndbuf=1m nowait %s /bin/cat cat\n"
-            % (ME, ME, ME, ME))
+            "7204 stream tcp nowait %s /usr/sbin/in.gone in.gone\n"
+            % (ME, ME, ME, ME, ME))
         r = run("-t", "-d", self.sd, "-i", self.conf)
         self.assertEqual(r.returncode, 0, r.stderr)
         f = self.conf
@@ -153,6 +154,9 @@ class InetdConfCheckTest(unittest.TestCase):
         self.assertIn("%s:4: /tmp/x.sock: skipped (unix datagram sockets are not "
                       "supported)" % f, r.stderr)
         self.assertIn("%s:5: 7203: rcvbuf=64k,sndbuf=1m ignored" % f, r.stderr)
+        # a line left behind by a removed package must not stop everything else
+        self.assertIn("%s:6: 7204: skipped (/usr/sbin/in.gone: No such file or directory)"
+                      % f, r.stderr)
         t = table(run("-T", "-d", self.sd, "-i", self.conf).stdout)
         self.assertEqual(sorted(t), ["7203"])
 
