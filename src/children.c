@@ -53,12 +53,27 @@ children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst)
 		;
 	memset(&tab[i], 0, sizeof(tab[i]));
 	tab[i].pid = pid;
+	tab[i].pgid = pid;
 	tab[i].st = st;
 	st->refs++;
 	tab[i].wait_lst = wait_lst != NULL ? listener_ref(wait_lst) : NULL;
 	clock_gettime(CLOCK_MONOTONIC, &tab[i].started);
 	count++;
 	return &tab[i];
+}
+
+int
+children_put(const struct child *c)
+{
+	size_t i;
+
+	if ((count + 1) * 2 > cap && grow_table() < 0)
+		return -1;
+	for (i = slot_of(c->pid); tab[i].pid != 0; i = (i + 1) & (cap - 1))
+		;
+	tab[i] = *c;
+	count++;
+	return 0;
 }
 
 void

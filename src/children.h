@@ -6,11 +6,23 @@
 #include <time.h>
 
 #include "acl.h"
+#include "cgroup.h"
 #include "listener.h"
 #include "table.h"
 
+/*
+ * A handler's connection ends when its whole process tree has: a record whose
+ * handler was reaped while others of its tree remain lingers, under a key of
+ * its own (a negative number) instead of the pid, which may be reused.
+ */
 struct child {
-	pid_t			 pid;
+	pid_t			 pid;		/* the key: the handler's pid, or < 0 lingering */
+	pid_t			 pgid;		/* the handler's pid, its process group */
+	struct cg_conn		*cg;		/* its cgroup; NULL: its process group only */
+	int			 reaped;	/* the handler itself has exited, with status */
+	int			 status;
+	long long		 reaped_ms;
+	int			 stop_at_exit;	/* shutdown = stop */
 	struct svc_state	*st;		/* referenced: outlives a reload */
 	struct listener		*wait_lst;	/* wait = yes: referenced, re-armed on exit */
 	struct timespec		 started;	/* CLOCK_MONOTONIC */
@@ -26,6 +38,8 @@ struct child {
  * fill in; valid until the next add or take), or NULL (ENOMEM).
  */
 struct child *children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst);
+/* Put a record taken out back, under its (new) pid; 0, or -1 (ENOMEM). */
+int children_put(const struct child *c);
 /* Call fn on every child (which fn must not add or take). */
 void children_foreach(void (*fn)(struct child *c, void *ctx), void *ctx);
 /* Remove pid from the table into *out (the caller drops the references). 0, or -1 if unknown. */

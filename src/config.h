@@ -97,6 +97,13 @@ struct service {
 	enum stderr_mode {
 		STDERR_SOCKET, STDERR_LOG, STDERR_NULL
 	}		 stderr_mode;
+
+	/* Containment (cgroup.c): the handler's whole process tree. */
+	int		 contain;		/* in a cgroup of its own; 0: detached allowed */
+	int		 stop_at_exit;		/* shutdown = stop: ended when porterd stops */
+	unsigned long long memory_max;		/* bytes, per connection; 0: none */
+	unsigned long	 tasks_max;		/* processes, per connection; 0: none */
+	struct where	 memory_max_at, tasks_max_at;	/* line 0: not set */
 };
 
 enum { CONFIG_RLIMIT_NOFILE, CONFIG_RLIMIT_AS, CONFIG_RLIMIT_CPU, CONFIG_RLIMIT_NPROC };

@@ -97,6 +97,14 @@ dump_limits(FILE *out, const struct service *s)
 	if (s->exec != NULL)
 		fprintf(out, "stderr = %s\n", s->stderr_mode == STDERR_LOG ? "log" :
 		    s->stderr_mode == STDERR_NULL ? "null" : "socket");
+	if (s->exec != NULL) {
+		fprintf(out, "contain = %s\nshutdown = %s\n", s->contain ? "yes" : "no",
+		    s->stop_at_exit ? "stop" : "leave");
+		if (s->memory_max != 0)
+			fprintf(out, "memory_max = %llu\n", s->memory_max);
+		if (s->tasks_max != 0)
+			fprintf(out, "tasks_max = %lu\n", s->tasks_max);
+	}
 }
 
 /* KEY=VALUE came from porterd's environment through passenv: -T shows the name. */

@@ -398,9 +398,8 @@ const int config_rlimit_resource[4] = { RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CPU, RL
 
 /* A number with an optional K, M or G (powers of 1024), or "unlimited". */
 static int
-set_rlimit(struct build *b, int which, const char *v, const char **why)
+set_rlimit_value(struct rlim_key *r, const char *v, const char **why)
 {
-	struct rlim_key *r = &b->svc->rlimit[which];
 	unsigned long long n;
 	char *end;
 
@@ -428,6 +427,12 @@ set_rlimit(struct build *b, int which, const char *v, const char **why)
 	r->set = 1;
 	r->value = (rlim_t)n;
 	return 0;
+}
+
+static int
+set_rlimit(struct build *b, int which, const char *v, const char **why)
+{
+	return set_rlimit_value(&b->svc->rlimit[which], v, why);
 }
 
 static int
@@ -538,6 +543,60 @@ set_tcpmux_ack(struct build *b, const char *v, const char **why)
 {
 	if (parse_bool(v, &b->svc->tcpmux_ack) < 0)
 		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static int
+set_contain(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->contain) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static int
+set_shutdown(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "leave") == 0)
+		b->svc->stop_at_exit = 0;
+	else if (strcmp(v, "stop") == 0)
+		b->svc->stop_at_exit = 1;
+	else
+		return *why = "expected leave or stop", -1;
+	return 0;
+}
+
+/* A size with an optional K, M or G (powers of 1024), or "max" for none. */
+static int
+set_memory_max(struct build *b, const char *v, const char **why)
+{
+	struct rlim_key r;
+
+	if (strcmp(v, "max") == 0 || strcmp(v, "0") == 0) {
+		b->svc->memory_max = 0;
+		return 0;
+	}
+	if (set_rlimit_value(&r, v, why) < 0)
+		return -1;
+	if (r.value == RLIM_INFINITY || r.value < 4096)
+		return *why = "expected a size of at least 4096 bytes (K, M or G may follow), "
+		    "or max", -1;
+	b->svc->memory_max = (unsigned long long)r.value;
+	return 0;
+}
+
+static int
+set_tasks_max(struct build *b, const char *v, const char **why)
+{
+	unsigned long n;
+
+	if (strcmp(v, "max") == 0) {
+		b->svc->tasks_max = 0;
+		return 0;
+	}
+	if (parse_uint(v, 4194304, &n) < 0)
+		return *why = "expected a number of processes from 1 to 4194304, or max", -1;
+	b->svc->tasks_max = n;
 	return 0;
 }
 
@@ -669,6 +728,10 @@ static const struct key keys[] = {
 	{ "fds", set_fds, 0, 0 },
 	{ "proxy", set_proxy, 0, 0 },
 	{ "proxy_from", set_proxy_from, 1, 0 },
+	{ "contain", set_contain, 0, 0 },
+	{ "shutdown", set_shutdown, 0, 0 },
+	{ "memory_max", set_memory_max, 0, 0 },
+	{ "tasks_max", set_tasks_max, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= BUILD_KEYS, "struct build holds BUILD_KEYS keys");
@@ -845,6 +908,20 @@ finish_service(struct build *b, const struct section *sec)
 		refuse_own_keys(b, unix_only, "applies only to unix sockets (listen = unix:PATH)");
 	}
 	s->socket_owner = s->socket_user != NULL || s->socket_group != NULL;
+	if (s->exec == NULL) {
+		static const char *const exec_keys[] = { "contain", "shutdown", "memory_max",
+			"tasks_max", NULL };
+
+		refuse_own_keys(b, exec_keys, "applies to exec, not to builtin");
+	} else if (!s->contain && (s->memory_max != 0 || s->tasks_max != 0)) {
+		at = key_at(b, s->memory_max != 0 ? "memory_max" : "tasks_max");
+		config_error(b->errs, at, "%s needs the handler in a cgroup of its own: it does not "
+		    "apply with contain = no", s->memory_max != 0 ? "memory_max" : "tasks_max");
+	}
+	if (s->memory_max != 0 && (at = key_at(b, "memory_max")) != NULL)
+		s->memory_max_at = *at;
+	if (s->tasks_max != 0 && (at = key_at(b, "tasks_max")) != NULL)
+		s->tasks_max_at = *at;
 	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)
 		config_error(b->errs, key_at(b, "exec"), "exec = %s%s: %s", s->chroot ?
 		    s->chroot : "", s->exec, why);
@@ -974,6 +1051,7 @@ service_init(struct service *s, const struct section *sec)
 	s->source_prefix6 = 64;
 	s->umask = -1;
 	s->no_new_privs = 1;
+	s->contain = 1;
 }
 
 void

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "builtins.h"
+#include "cgroup.h"
 #include "children.h"
 #include "errlog.h"
 #include "filewatch.h"
@@ -34,8 +35,10 @@
 #define PROXY_WAIT_MS 5000
 /* A tcpmux client names its service, and gets it, within this. */
 #define TCPMUX_WAIT_MS 30000
-/* timeout: SIGKILL this long after SIGTERM. */
+/* timeout, shutdown = stop: SIGKILL (cgroup.kill) this long after SIGTERM. */
 #define TIMEOUT_KILL_MS 5000
+/* A process group whose leader is gone is looked at this often (no cgroup). */
+#define GROUP_PROBE_MS 100
 
 static const int caught[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
 #define NCAUGHT (int)(sizeof(caught) / sizeof(*caught))
@@ -54,6 +57,7 @@ static volatile sig_atomic_t pending[NSIG];
  */
 static int rewatch = 1;
 static long long next_unpause;		/* earliest end of a pause; 0: none */
+static pid_t next_linger_key = -1;	/* keys of lingering records: -1, -2, ... */
 
 static void
 on_signal(int sig)
@@ -99,6 +103,101 @@ take_signal(int sig)
 	return 1;
 }
 
+/*
+ * The connection is over: its handler was reaped and, contained, the last
+ * process of its tree has left. Only now does its slot free up.
+ */
+static void
+child_done(struct child *c)
+{
+	struct timespec now;
+	double secs;
+	int status = c->status;
+
+	if (c->st->capped || c->wait_lst != NULL || children_count() + 1 >= max_total)
+		rewatch = 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = (double)(now.tv_sec - c->started.tv_sec) +
+	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+	c->st->running--;
+	if (c->has_src) {
+		struct source *src = sources_find(c->st->id, &c->src);
+
+		if (src != NULL && src->active > 0)
+			src->active--;
+	}
+	if (c->deadline_ms != 0)
+		timed_children--;
+	if (c->wait_lst != NULL) {
+		c->wait_lst->wait_pid = 0;
+		listener_unref(c->wait_lst);
+	}
+	if (c->cg != NULL)
+		cgroup_conn_put(c->cg);
+	if (WIFSIGNALED(status))
+		c->st->exits_signal++;
+	else if (WEXITSTATUS(status) == 0)
+		c->st->exits_ok++;
+	else
+		c->st->exits_error++;
+	if (WIFSIGNALED(status) && log_verbose())
+		log_warn("%s: pid %ld killed by signal %d (%s) after %.3f s, client %s",
+		    c->st->name, (long)c->pgid, WTERMSIG(status),
+		    strsignal(WTERMSIG(status)), secs, c->peer);
+	else if (WIFSIGNALED(status))
+		log_limited(&c->st->lim_signal, LOG_WARNING,
+		    "%s: pid %ld killed by signal %d (%s) after %.3f s", c->st->name,
+		    (long)c->pgid, WTERMSIG(status), strsignal(WTERMSIG(status)), secs);
+	else
+		log_debug("%s: pid %ld exited with status %d after %.3f s, client %s",
+		    c->st->name, (long)c->pgid, WEXITSTATUS(status), secs, c->peer);
+	svc_state_unref(c->st);
+}
+
+/*
+ * Whether what the reaped handler started still runs: the rest of its cgroup;
+ * without one, its process group, but only once it was told to end (timeout,
+ * shutdown = stop), so that SIGKILL still reaches the group after the grace.
+ */
+static int
+tree_left(struct child *c)
+{
+	if (c->cg != NULL)
+		return cgroup_conn_empty(c->cg) == 0;
+	return c->kill_ms != 0 && kill(-c->pgid, 0) == 0;
+}
+
+/* Keep the record of a reaped handler whose tree goes on, under a key of its own. */
+static void
+linger(struct child *c)
+{
+	int r;
+
+	c->pid = next_linger_key;
+	next_linger_key = next_linger_key == INT_MIN ? -1 : next_linger_key - 1;
+	if (c->cg != NULL && (r = cgroup_conn_watch(c->cg, c->pid)) != 0) {
+		if (r < 0)
+			log_limited(&c->st->lim_fail, LOG_ERR, "%s: pid %ld: watching its cgroup: "
+			    "%s; its slot is freed now", c->st->name, (long)c->pgid,
+			    strerror(errno));
+		child_done(c);
+		return;
+	}
+	if (children_put(c) < 0) {
+		child_done(c);
+		return;
+	}
+	if (c->cg == NULL) {
+		/* Probed by the timers until the group is empty. */
+		long long due = log_now_ms() + GROUP_PROBE_MS;
+
+		if (next_timer_ms == 0 || due < next_timer_ms)
+			next_timer_ms = due;
+	}
+	log_debug("%s: pid %ld exited with status %d; its process tree goes on", c->st->name,
+	    (long)c->pgid, WIFEXITED(c->status) ? WEXITSTATUS(c->status) : -1);
+}
+
 static void
 reap(void)
 {
@@ -107,48 +206,27 @@ reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct timespec now;
-		double secs;
-
 		if (children_take(pid, &c) < 0)
 			continue;
-		if (c.st->capped || c.wait_lst != NULL || children_count() + 1 >= max_total)
-			rewatch = 1;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		secs = (double)(now.tv_sec - c.started.tv_sec) +
-		    (double)(now.tv_nsec - c.started.tv_nsec) / 1e9;
-		c.st->running--;
-		if (c.has_src) {
-			struct source *src = sources_find(c.st->id, &c.src);
-
-			if (src != NULL && src->active > 0)
-				src->active--;
-		}
-		if (c.deadline_ms != 0)
-			timed_children--;
-		if (c.wait_lst != NULL) {
-			c.wait_lst->wait_pid = 0;
-			listener_unref(c.wait_lst);
-		}
-		if (WIFSIGNALED(status))
-			c.st->exits_signal++;
-		else if (WEXITSTATUS(status) == 0)
-			c.st->exits_ok++;
+		c.reaped = 1;
+		c.status = status;
+		c.reaped_ms = log_now_ms();
+		if (tree_left(&c))
+			linger(&c);
 		else
-			c.st->exits_error++;
-		if (WIFSIGNALED(status) && log_verbose())
-			log_warn("%s: pid %ld killed by signal %d (%s) after %.3f s, client %s",
-			    c.st->name, (long)pid, WTERMSIG(status),
-			    strsignal(WTERMSIG(status)), secs, c.peer);
-		else if (WIFSIGNALED(status))
-			log_limited(&c.st->lim_signal, LOG_WARNING,
-			    "%s: pid %ld killed by signal %d (%s) after %.3f s", c.st->name,
-			    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), secs);
-		else
-			log_debug("%s: pid %ld exited with status %d after %.3f s, client %s",
-			    c.st->name, (long)pid, WEXITSTATUS(status), secs, c.peer);
-		svc_state_unref(c.st);
+			child_done(&c);
 	}
+}
+
+/* A lingering tree's cgroup is empty: its connection is over. */
+static void
+tree_gone(long key, void *ctx)
+{
+	struct child c;
+
+	(void)ctx;
+	if (children_take((pid_t)key, &c) == 0)
+		child_done(&c);
 }
 
 static void
@@ -216,6 +294,29 @@ reload_once(struct table **tab, const struct config_sources *src, const char *wh
 	    log_now_ms() - t0);
 }
 
+/* memory_max or tasks_max that this host cannot enforce: said once per service. */
+static void
+warn_limits(const struct table *t)
+{
+	int ctl = cgroup_active() ? cgroup_controllers() : -1;
+	const char *why = ctl < 0 ? "porterd has no cgroups (see the start of the log)" :
+	    "the controller is not enabled for porterd's cgroups";
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct service *s = t->slot[i].svc;
+		struct svc_state *st = t->slot[i].st;
+
+		if (st->limits_warned)
+			continue;
+		if (s->memory_max != 0 && (ctl < 0 || !(ctl & CG_MEMORY)))
+			log_warn("%s: memory_max cannot be enforced here: %s", s->name, why);
+		if (s->tasks_max != 0 && (ctl < 0 || !(ctl & CG_PIDS)))
+			log_warn("%s: tasks_max cannot be enforced here: %s", s->name, why);
+		st->limits_warned = (s->memory_max != 0 && (ctl < 0 || !(ctl & CG_MEMORY))) ||
+		    (s->tasks_max != 0 && (ctl < 0 || !(ctl & CG_PIDS)));
+	}
+}
+
 /*
  * A reload builds a whole table beside the running one, and a large or broken
  * configuration may take many megabytes: give them back to the system after.
@@ -224,6 +325,7 @@ static void
 reload(struct table **tab, const struct config_sources *src, const char *why)
 {
 	reload_once(tab, src, why);
+	warn_limits(*tab);
 	malloc_trim(0);
 }
 
@@ -278,7 +380,7 @@ static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
 
 static void
 track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src,
-    int errfd, const struct conn *conn)
+    int errfd, const struct conn *conn, struct cg_conn *cg)
 {
 	struct child *c = children_add(pid, sl->st, wait_lst);
 
@@ -292,8 +394,10 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
 		    (long)pid, strerror(errno));
-		return;
+		return;		/* its cgroup is not reused, and goes at exit */
 	}
+	c->cg = cg;
+	c->stop_at_exit = sl->svc->stop_at_exit;
 	sl->st->running++;
 	if (sl->st->running >= sl->svc->max_children || children_count() >= max_total)
 		rewatch = 1;
@@ -324,8 +428,33 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 
 /* ---- timeouts ---- */
 
+/* sig to a handler's whole tree: its cgroup, else its process group. */
+static void
+signal_tree(struct child *c, int sig)
+{
+	if (c->cg != NULL) {
+		if (sig == SIGKILL)
+			(void)cgroup_conn_kill(c->cg);
+		else
+			(void)cgroup_conn_signal(c->cg, sig);
+		/* The handler may have left the cgroup's process group: it is in the cgroup. */
+		return;
+	}
+	kill(-c->pgid, sig);
+}
+
+/* SIGTERM to the tree now, SIGKILL after the grace period. */
+static void
+end_tree(struct child *c, long long now)
+{
+	signal_tree(c, SIGTERM);
+	c->kill_ms = now + TIMEOUT_KILL_MS;
+}
+
 struct timer_scan {
 	long long	 now, next;
+	pid_t		*gone;		/* lingering groups found empty */
+	size_t		 ngone, capgone;
 };
 
 static void
@@ -334,20 +463,41 @@ check_timeout(struct child *c, void *ctx)
 	struct timer_scan *ts = ctx;
 	long long due;
 
-	if (c->deadline_ms == 0)
+	if (c->deadline_ms == 0 && c->kill_ms == 0)
 		return;
-	if (c->kill_ms == 0 && ts->now >= c->deadline_ms) {
-		/* The handler leads its own process group: this reaches its children too. */
-		kill(-c->pid, SIGTERM);
-		c->kill_ms = ts->now + TIMEOUT_KILL_MS;
-		c->st->timed_out++;
-		log_info("%s: pid %ld timed out; sent SIGTERM", c->st->name, (long)c->pid);
-	} else if (c->kill_ms != 0 && ts->now >= c->kill_ms) {
-		kill(-c->pid, SIGKILL);
-		c->kill_ms = ts->now + TIMEOUT_KILL_MS;	/* again, should it still linger */
-		log_info("%s: pid %ld still there; sent SIGKILL", c->st->name, (long)c->pid);
+	if (c->reaped && c->cg == NULL) {
+		/* A group whose leader is gone: until it is empty, or the grace is over. */
+		if (kill(-c->pgid, 0) < 0 || ts->now >= c->kill_ms) {
+			if (ts->now >= c->kill_ms && kill(-c->pgid, SIGKILL) == 0)
+				log_info("%s: process group %ld still there; sent SIGKILL",
+				    c->st->name, (long)c->pgid);
+			if (ts->ngone == ts->capgone) {
+				size_t cap = ts->capgone ? ts->capgone * 2 : 16;
+				pid_t *g = realloc(ts->gone, cap * sizeof(*g));
+
+				if (g == NULL)
+					return;
+				ts->gone = g;
+				ts->capgone = cap;
+			}
+			ts->gone[ts->ngone++] = c->pid;
+			return;
+		}
+		due = ts->now + GROUP_PROBE_MS < c->kill_ms ? ts->now + GROUP_PROBE_MS : c->kill_ms;
+	} else {
+		if (c->kill_ms == 0 && ts->now >= c->deadline_ms) {
+			end_tree(c, ts->now);
+			c->st->timed_out++;
+			log_info("%s: pid %ld timed out; sent SIGTERM to %s", c->st->name,
+			    (long)c->pgid, c->cg != NULL ? "its cgroup" : "its process group");
+		} else if (c->kill_ms != 0 && ts->now >= c->kill_ms) {
+			signal_tree(c, SIGKILL);
+			c->kill_ms = ts->now + TIMEOUT_KILL_MS;	/* again, should it still linger */
+			log_info("%s: pid %ld still there; sent SIGKILL to %s", c->st->name,
+			    (long)c->pgid, c->cg != NULL ? "its cgroup" : "its process group");
+		}
+		due = c->kill_ms != 0 ? c->kill_ms : c->deadline_ms;
 	}
-	due = c->kill_ms != 0 ? c->kill_ms : c->deadline_ms;
 	if (ts->next == 0 || due < ts->next)
 		ts->next = due;
 }
@@ -355,7 +505,8 @@ check_timeout(struct child *c, void *ctx)
 static void
 run_timers(long long now)
 {
-	struct timer_scan ts = { now, 0 };
+	struct timer_scan ts = { now, 0, NULL, 0, 0 };
+	struct child c;
 
 	if (timed_children == 0) {
 		next_timer_ms = 0;
@@ -365,6 +516,10 @@ run_timers(long long now)
 		return;
 	children_foreach(check_timeout, &ts);
 	next_timer_ms = ts.next;
+	for (size_t i = 0; i < ts.ngone; i++)
+		if (children_take(ts.gone[i], &c) == 0)
+			child_done(&c);
+	free(ts.gone);
 }
 
 /* ---- admission ---- */
@@ -474,9 +629,60 @@ drop_pending(struct listener *l)
 	}
 }
 
+/*
+ * The cgroup of a new handler of sl's service; NULL for none (contain = no,
+ * or no cgroups here). On failure -1 in *failed with the reason in err.
+ */
+static struct cg_conn *
+handler_cgroup(const struct slot *sl, int *failed, char *err, size_t errlen)
+{
+	const struct service *s = sl->svc;
+	struct cg_conn *cg;
+
+	*failed = 0;
+	if (!cgroup_active() || !s->contain)
+		return NULL;
+	if (sl->st->cg == NULL && (sl->st->cg = cgroup_svc_new(s->name, sl->st->id)) == NULL) {
+		snprintf(err, errlen, "cgroup of the service: %s", strerror(errno));
+		*failed = 1;
+		return NULL;
+	}
+	if ((cg = cgroup_conn_get(sl->st->cg, s->memory_max, s->tasks_max)) == NULL) {
+		snprintf(err, errlen, "cgroup of the handler: %s", strerror(errno));
+		*failed = 1;
+	}
+	return cg;
+}
+
+/* Start sl's handler on c in a cgroup of its own; the pid, or -1 with err. */
+static pid_t
+start_handler(const struct slot *sl, const struct conn *c, int *errfd, struct cg_conn **cg,
+    char *err, size_t errlen)
+{
+	int failed;
+	pid_t pid;
+
+	*errfd = -1;
+	if ((*cg = handler_cgroup(sl, &failed, err, errlen)) == NULL && failed)
+		return -1;
+	pid = spawn_handler(sl->svc, c, *cg != NULL ? cgroup_conn_fd(*cg) : -1, errfd, err,
+	    errlen);
+	if (*cg != NULL)
+		cgroup_conn_started(*cg);
+	if (pid < 0 && *cg != NULL) {
+		int e = errno;
+
+		cgroup_conn_put(*cg);
+		*cg = NULL;
+		errno = e;
+	}
+	return pid;
+}
+
 static void
 serve_wait(const struct slot *sl)
 {
+	struct cg_conn *cg;
 	struct conn c = { .fd = sl->lst->fd, .peerlen = 0 };
 	char err[512];
 	int errfd;
@@ -491,7 +697,7 @@ serve_wait(const struct slot *sl)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 		return;
 	}
-	if ((pid = spawn_handler(sl->svc, &c, &errfd, err, sizeof(err))) < 0) {
+	if ((pid = start_handler(sl, &c, &errfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);
 		pause_listener(sl->lst, PAUSE_FORK_MS);
@@ -501,7 +707,7 @@ serve_wait(const struct slot *sl)
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
 	rewatch = 1;
-	track(sl, pid, sl->lst, NULL, errfd, NULL);
+	track(sl, pid, sl->lst, NULL, errfd, NULL, cg);
 }
 
 /* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
@@ -534,6 +740,7 @@ static void
 dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 {
 	const struct service *s = sl->svc;
+	struct cg_conn *cg = NULL;
 	char err[512];
 	int errfd = -1;
 	pid_t pid;
@@ -549,11 +756,11 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 			spawn_failed(sl, err);
 		}
-	} else if ((pid = spawn_handler(s, c, &errfd, err, sizeof(err))) < 0) {
+	} else if ((pid = start_handler(sl, c, &errfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 	}
 	if (pid > 0)
-		track(sl, pid, NULL, src, errfd, c);
+		track(sl, pid, NULL, src, errfd, c, cg);
 	if (log_verbose())
 		log_connection(s, c, pid);
 }
@@ -878,8 +1085,11 @@ serve_ready(const struct table *t)
 	}
 }
 
-/* Our own fds at the head of the poll set: the self-pipe, the listeners, the -i file. */
-#define LOOP_FIXED_FDS 3
+/*
+ * Our own fds at the head of the poll set: the self-pipe, the listeners, the -i
+ * file, the cgroups of lingering trees.
+ */
+#define LOOP_FIXED_FDS 4
 
 void
 loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers)
@@ -895,6 +1105,7 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		log_err("%s: cannot watch for changes (%s): reload it with SIGHUP",
 		    src->inetd_conf, strerror(errno));
 	report_table = *tab;
+	warn_limits(*tab);
 	for (;;) {
 		long long now = log_now_ms(), wake = -1;
 		size_t n = LOOP_FIXED_FDS, nerr;
@@ -915,6 +1126,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		pfd[1].events = POLLIN;
 		pfd[2].fd = inetd_watch;	/* -1: poll passes over it */
 		pfd[2].events = POLLIN;
+		pfd[3].fd = cgroup_fd();
+		pfd[3].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
 		n += errlog_pollfds(pfd + n);
 		nerr = n;
@@ -940,6 +1153,9 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 			pending_service(pfd + nerr, n - nerr);
 		if (take_signal(SIGCHLD))
 			reap();
+		/* After reaping: a tree is over once its handler and its cgroup are. */
+		if (r > 0 && pfd[3].revents != 0)
+			cgroup_run(tree_gone, NULL);
 		if (take_signal(SIGTERM) || take_signal(SIGINT)) {
 			drain_queues(*tab);
 			break;
@@ -966,4 +1182,93 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 	if (inetd_watch >= 0)
 		close(inetd_watch);
 	free(pfd);
+}
+
+/* ---- shutdown = stop ---- */
+
+struct stop_scan {
+	long long	 now;
+	int		 sig;		/* to send; 0: count only */
+	size_t		 n;
+	pid_t		*gone;		/* process groups found empty */
+	size_t		 ngone, capgone;
+};
+
+static void
+stop_one(struct child *c, void *ctx)
+{
+	struct stop_scan *ss = ctx;
+
+	if (!c->stop_at_exit)
+		return;
+	if (c->reaped && c->cg == NULL && kill(-c->pgid, 0) < 0) {
+		if (ss->ngone == ss->capgone) {
+			size_t cap = ss->capgone ? ss->capgone * 2 : 16;
+			pid_t *g = realloc(ss->gone, cap * sizeof(*g));
+
+			if (g == NULL)
+				return;
+			ss->gone = g;
+			ss->capgone = cap;
+		}
+		ss->gone[ss->ngone++] = c->pid;
+		return;
+	}
+	ss->n++;
+	if (ss->sig != 0)
+		signal_tree(c, ss->sig);
+	if (ss->sig == SIGTERM)
+		c->kill_ms = ss->now + TIMEOUT_KILL_MS;
+}
+
+static size_t
+stop_scan(int sig)
+{
+	struct stop_scan ss = { log_now_ms(), sig, 0, NULL, 0, 0 };
+	struct child c;
+
+	children_foreach(stop_one, &ss);
+	for (size_t i = 0; i < ss.ngone; i++)
+		if (children_take(ss.gone[i], &c) == 0)
+			child_done(&c);
+	free(ss.gone);
+	return ss.n;
+}
+
+void
+loop_finish(void)
+{
+	long long deadline = log_now_ms() + TIMEOUT_KILL_MS;
+	size_t n = stop_scan(SIGTERM);
+	int killed = 0;
+
+	if (n == 0)
+		return;
+	log_info("stopping %zu handler%s (shutdown = stop): sent SIGTERM", n, n == 1 ? "" : "s");
+	while ((n = stop_scan(0)) != 0) {
+		struct pollfd pfd[2] = {
+			{ .fd = selfpipe[0], .events = POLLIN },
+			{ .fd = cgroup_fd(), .events = POLLIN },
+		};
+		long long now = log_now_ms(), wait;
+		char buf[64];
+
+		if (now >= deadline) {
+			if (killed)
+				break;
+			log_info("%zu handler%s still there; sent SIGKILL", n, n == 1 ? "" : "s");
+			(void)stop_scan(SIGKILL);
+			killed = 1;
+			deadline = now + TIMEOUT_KILL_MS;
+			continue;
+		}
+		wait = deadline - now < GROUP_PROBE_MS ? deadline - now : GROUP_PROBE_MS;
+		if (poll(pfd, 2, (int)wait) > 0 && pfd[0].revents != 0)
+			(void)!read(selfpipe[0], buf, sizeof(buf));
+		if (take_signal(SIGCHLD))
+			reap();
+		cgroup_run(tree_gone, NULL);
+	}
+	if (n != 0)
+		log_err("%zu handler%s could not be stopped", n, n == 1 ? "" : "s");
 }

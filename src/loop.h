@@ -13,5 +13,11 @@ int loop_init(void);
  * handlers alive at once (-c), 0 for no limit.
  */
 void loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers);
+/*
+ * After loop_run, the listeners closed: end the handlers of shutdown = stop
+ * services, whole trees (SIGTERM, then SIGKILL after the grace period), and
+ * return once they are gone. The others are left to finish.
+ */
+void loop_finish(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "children.h"
 #include "config.h"
 #include "errlog.h"
@@ -38,7 +39,8 @@
 #define EXIT_SYSTEM 111
 
 static const char usage_line[] =
-    "usage: porterd [-f] [-c MAX] [-d DIR] [-i INETD_CONF] [-p PIDFILE] [-t | -T] [-v] [-V]\n";
+    "usage: porterd [-f] [-c MAX] [-d DIR] [-g CGROUP] [-i INETD_CONF] [-p PIDFILE] [-t | -T]\n"
+    "               [-v] [-V]\n";
 
 static void
 usage(void)
@@ -58,6 +60,7 @@ help(void)
 	    "  -c MAX         at most MAX handlers alive at once, over all services\n"
 	    "  -d DIR         the services directory (default %s)\n"
 	    "  -f             stay in the foreground and log to stderr\n"
+	    "  -g CGROUP      the cgroup directory for handlers' cgroups, or none\n"
 	    "  -i FILE        also serve FILE in inetd.conf format; reread when it changes\n"
 	    "  -p PIDFILE     write the daemon's pid there\n"
 	    "  -t             check the configuration and exit (0: valid)\n"
@@ -143,6 +146,33 @@ daemonize(void)
 }
 
 /*
+ * -t: a memory_max or tasks_max the host cannot enforce is a warning, not an
+ * error (the configuration is right; this host lacks the controller).
+ */
+static void
+limits_hint(const struct config *cf, const char *cgroup_where)
+{
+	int ctl = -2;
+
+	for (size_t i = 0; i < cf->nsvc; i++) {
+		const struct service *s = &cf->svc[i];
+
+		if (s->memory_max == 0 && s->tasks_max == 0)
+			continue;
+		if (ctl == -2)
+			ctl = cgroup_probe(cgroup_where);
+		if (s->memory_max != 0 && (ctl < 0 || !(ctl & CG_MEMORY)))
+			fprintf(stderr, "%s:%d: warning: memory_max cannot be enforced here: %s\n",
+			    s->memory_max_at.file, s->memory_max_at.line, ctl < 0 ?
+			    "porterd would have no cgroups" : "no memory controller on cgroup2");
+		if (s->tasks_max != 0 && (ctl < 0 || !(ctl & CG_PIDS)))
+			fprintf(stderr, "%s:%d: warning: tasks_max cannot be enforced here: %s\n",
+			    s->tasks_max_at.file, s->tasks_max_at.line, ctl < 0 ?
+			    "porterd would have no cgroups" : "no pids controller on cgroup2");
+	}
+}
+
+/*
  * With reuseport, stopping one instance resets what waits in its accept queue,
  * unless the kernel moves it to the others: say so when it will not.
  */
@@ -194,7 +224,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir_arg = PORTERD_SERVICES_DIR;
-	char *dir, *pidfile = NULL, *inetd_conf = NULL;
+	char *dir, *pidfile = NULL, *inetd_conf = NULL, *cgroup_where = NULL;
 	struct config_sources src;
 	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
 	unsigned max_handlers = 0;
@@ -203,7 +233,7 @@ main(int argc, char **argv)
 	struct table *tab;
 	char err[512];
 
-	while ((c = getopt_long(argc, argv, "c:d:fhi:p:tTvV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:fg:hi:p:tTvV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': {
 			char *end;
@@ -216,6 +246,13 @@ main(int argc, char **argv)
 		}
 		case 'd': dir_arg = optarg; break;
 		case 'f': foreground = 1; break;
+		case 'g':
+			free(cgroup_where);
+			cgroup_where = strcmp(optarg, "none") == 0 ? strdup(optarg) :
+			    absolute(optarg);
+			if (cgroup_where == NULL)
+				exit(EXIT_SYSTEM);
+			break;
 		case 'h': help(); break;
 		case 'i': free(inetd_conf); inetd_conf = absolute(optarg); break;
 		case 'p': pidfile = absolute(optarg); break;
@@ -254,6 +291,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (check) {
+		limits_hint(cf, cgroup_where);
 		if (dump)
 			config_dump(cf, stdout);
 		config_free(cf);
@@ -294,6 +332,15 @@ main(int argc, char **argv)
 		status = EXIT_SYSTEM;
 		goto out;
 	}
+	{
+		char msg[PATH_MAX + 256];
+
+		/* In the daemon: BASE may be named after its pid. */
+		if (cgroup_setup(cgroup_where, msg, sizeof(msg)))
+			log_info("%s", msg);
+		else
+			log_warn("%s", msg);
+	}
 	daemon_stats.pid = getpid();
 	daemon_stats.started = time(NULL);
 	daemon_stats.started_ms = log_now_ms();
@@ -311,16 +358,25 @@ main(int argc, char **argv)
 	loop_run(&tab, &src, max_handlers);
 
 	notify_send("STOPPING=1");
+	pending_close_all();
+	table_retire(tab, NULL);
+	loop_finish();
 	log_info("stopping; %zu handler%s left to finish", children_count(),
 	    children_count() == 1 ? "" : "s");
 	errlog_flush_all();
-	pending_close_all();
-	table_retire(tab, NULL);
 	children_clear();
 	sources_clear();
+	{
+		size_t left = cgroup_cleanup();
+
+		if (left != 0)
+			log_info("%zu handler cgroup%s left in %s/handlers: removed once empty",
+			    left, left == 1 ? "" : "s", cgroup_base());
+	}
 	if (pidfile != NULL)
 		unlink(pidfile);
 out:
+	free(cgroup_where);
 	free(pidfile);
 	free(dir);
 	free(inetd_conf);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "builtins.h"
+#include "cgroup.h"
 #include "children.h"
 #include "report.h"
 
@@ -30,6 +31,13 @@ state_of(const struct slot *sl, long long now)
 	if (sl->lst->paused_until > now)
 		return "backing-off";
 	return "listening";
+}
+
+/* Handlers of this service run in cgroups: their usage can be told. */
+static int
+contained(const struct slot *sl)
+{
+	return cgroup_active() && sl->svc->exec != NULL && sl->svc->contain;
 }
 
 static void
@@ -70,12 +78,23 @@ report_status(FILE *out)
 			addr_format(&sl->svc->listen, text, sizeof(text));
 		fprintf(out, "%s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
 		    "per_source:%lu,source_rate:%lu,rate:%lu,proxy:%lu timed_out=%lu exits=ok:%lu,"
-		    "error:%lu,signal:%lu up=%llds\n", sl->svc->name, text, state_of(sl, now),
+		    "error:%lu,signal:%lu up=%llds", sl->svc->name, text, state_of(sl, now),
 		    st->running, st->accepted, st->failed, st->refused[REFUSE_ACL],
 		    st->refused[REFUSE_PER_SOURCE], st->refused[REFUSE_SOURCE_RATE],
 		    st->refused[REFUSE_RATE], st->refused[REFUSE_PROXY], st->timed_out,
 		    st->exits_ok, st->exits_error,
 		    st->exits_signal, (now - st->created_ms) / 1000);
+		if (contained(sl)) {
+			struct cg_usage u;
+
+			(void)cgroup_svc_usage(st->cg, &u);
+			fprintf(out, " cpu=%.3fs", u.cpu_seconds);
+			if (u.memory >= 0)
+				fprintf(out, " memory=%lld", u.memory);
+			if (u.tasks >= 0)
+				fprintf(out, " tasks=%lld", u.tasks);
+		}
+		fputc('\n', out);
 	}
 }
 
@@ -129,6 +148,36 @@ report_metrics(FILE *out)
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "porterd_handler_timeouts_total{service=\"%s\"} %lu\n",
 		    t->slot[i].svc->name, t->slot[i].st->timed_out);
+	if (cgroup_active()) {
+		struct cg_usage *u = calloc(n ? n : 1, sizeof(*u));
+
+		for (size_t i = 0; u != NULL && i < n; i++)
+			(void)cgroup_svc_usage(contained(&t->slot[i]) ? t->slot[i].st->cg : NULL,
+			    &u[i]);
+		metric_head(out, "porterd_handler_cpu_seconds_total", "counter",
+		    "CPU time (user and system) of the handlers and everything they started.");
+		for (size_t i = 0; u != NULL && i < n; i++)
+			if (contained(&t->slot[i]))
+				fprintf(out, "porterd_handler_cpu_seconds_total{service=\"%s\"} %.6f\n",
+				    t->slot[i].svc->name, u[i].cpu_seconds);
+		if (cgroup_controllers() & CG_MEMORY) {
+			metric_head(out, "porterd_handler_memory_bytes", "gauge",
+			    "Memory in use by the service's handlers and what they started.");
+			for (size_t i = 0; u != NULL && i < n; i++)
+				if (contained(&t->slot[i]))
+					fprintf(out, "porterd_handler_memory_bytes{service=\"%s\"} %lld\n",
+					    t->slot[i].svc->name, u[i].memory < 0 ? 0 : u[i].memory);
+		}
+		if (cgroup_controllers() & CG_PIDS) {
+			metric_head(out, "porterd_handler_tasks", "gauge",
+			    "Processes of the service's handlers, theirs included.");
+			for (size_t i = 0; u != NULL && i < n; i++)
+				if (contained(&t->slot[i]))
+					fprintf(out, "porterd_handler_tasks{service=\"%s\"} %lld\n",
+					    t->slot[i].svc->name, u[i].tasks < 0 ? 0 : u[i].tasks);
+		}
+		free(u);
+	}
 	metric_head(out, "porterd_reloads_total", "counter", "Reloads (SIGHUP), by result.");
 	fprintf(out, "porterd_reloads_total{result=\"ok\"} %lu\n", daemon_stats.reloads_ok);
 	fprintf(out, "porterd_reloads_total{result=\"failed\"} %lu\n",

@@ -2,6 +2,8 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,12 +117,12 @@ struct child_error {
 };
 
 static const char *const step_names[] = {
-	"unshare", "setsid", "dup2", "setrlimit", "setpriority", "chroot", "setgroups",
+	"unshare", "cgroup", "setsid", "dup2", "setrlimit", "setpriority", "chroot", "setgroups",
 	"setgid", "setuid", "no_new_privs", "exec",
 };
 
 enum {
-	STEP_UNSHARE, STEP_SETSID, STEP_DUP2, STEP_RLIMIT, STEP_NICE, STEP_CHROOT,
+	STEP_UNSHARE, STEP_CGROUP, STEP_SETSID, STEP_DUP2, STEP_RLIMIT, STEP_NICE, STEP_CHROOT,
 	STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
 };
 
@@ -214,6 +216,8 @@ struct child_args {
 	int			 errfd;		/* its fd 2, or -1 */
 	int			 pipe_r, pipe_w;	/* exec error report, after fork */
 	unsigned		 unshare_from;	/* >0: the fd table is porterd's; keep below this */
+	int			 cgfd;		/* the handler's cgroup, or -1 */
+	int			 join_cg;	/* no clone3: the child moves itself there */
 	struct child_error	 report;	/* exec error report, after vfork */
 };
 
@@ -234,6 +238,16 @@ child_main(void *arg)
 		a->report.err = errno;
 		_exit(127);
 	}
+	/* Before it runs anything of the handler's: nothing can escape the cgroup. */
+	if (a->join_cg) {
+		int fd = openat(a->cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 || write(fd, "0", 1) != 1) {
+			ce.step = STEP_CGROUP;
+			goto fail;
+		}
+		close(fd);
+	}
 	if (a->pipe_r >= 0)
 		close(a->pipe_r);
 	/* fds = systemd puts the socket on 3: the error pipe must not be there. */
@@ -244,6 +258,7 @@ child_main(void *arg)
 		execve(a->s->exec, a->s->argv, a->s->envp);
 		ce.step = STEP_EXEC;
 	}
+fail:
 	ce.err = errno;
 	/* After vfork the parent reads this once we are gone; after fork, the pipe. */
 	if (a->pipe_w >= 0)
@@ -378,6 +393,62 @@ unstage_fds(const struct child_args *a)
 }
 
 /*
+ * clone3, for CLONE_INTO_CGROUP: the handler is in its cgroup from its first
+ * instruction. 0: not tried yet, 1: works, -1: not here (before 5.7, or
+ * valgrind), and the child moves itself into its cgroup before anything else.
+ */
+static int have_clone3;
+
+#if defined(__x86_64__)
+/*
+ * A CLONE_VM child on a stack of its own cannot return from the system call
+ * into C code, whose frame is on the parent's stack: as glibc's clone() does,
+ * it calls fn(arg) from assembly and exits with what fn returns.
+ */
+static pid_t
+clone3_on_stack(struct clone_args *ca, int (*fn)(void *), void *arg)
+{
+	register long rax __asm__("rax") = SYS_clone3;
+	register struct clone_args *rdi __asm__("rdi") = ca;
+	register size_t rsi __asm__("rsi") = sizeof(*ca);
+	register int (*r12)(void *) __asm__("r12") = fn;
+	register void *r13 __asm__("r13") = arg;
+
+	__asm__ volatile(
+	    "syscall\n\t"
+	    "testq %%rax, %%rax\n\t"
+	    "jnz 1f\n\t"
+	    /* The child, on the new stack (16-byte aligned): fn(arg), then exit. */
+	    "xorl %%ebp, %%ebp\n\t"
+	    "movq %%r13, %%rdi\n\t"
+	    "callq *%%r12\n\t"
+	    "movl %%eax, %%edi\n\t"
+	    "movl $60, %%eax\n\t"
+	    "syscall\n\t"
+	    "hlt\n"
+	    "1:\n\t"
+	    : "+r"(rax)
+	    : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+	    : "rcx", "r11", "memory", "cc");
+	if (rax < 0) {
+		errno = (int)-rax;
+		return -1;
+	}
+	return (pid_t)rax;
+}
+#define HAVE_CLONE3_ON_STACK 1
+#else
+#define HAVE_CLONE3_ON_STACK 0
+#endif
+
+/* clone3 refused as such (not for want of memory or pids): use the fallback. */
+static int
+clone3_missing(int e)
+{
+	return e == ENOSYS || e == E2BIG;
+}
+
+/*
  * Start the child; returns its pid once it has exec'd or failed, with a->report
  * telling which (step -1: it exec'd), or -1 with errno and *what failed when
  * there is no child.
@@ -393,6 +464,9 @@ start_child(struct child_args *a, const char **what)
 	a->report.step = -1;
 	a->pipe_r = a->pipe_w = -1;
 	a->unshare_from = 0;
+	a->join_cg = 0;
+	if (a->cgfd >= 0 && (have_clone3 < 0 || (use_vfork && !HAVE_CLONE3_ON_STACK)))
+		a->join_cg = 1;
 	*what = "pipe";
 	if (!use_vfork) {
 		if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -407,17 +481,60 @@ start_child(struct child_args *a, const char **what)
 	/* The stack grows down on every architecture Linux runs porterd on. */
 	if (use_vfork) {
 		int shared = stage_fds(a) == 0;
+		int flags = CLONE_VM | CLONE_VFORK | (shared ? CLONE_FILES : 0);
 
-		pid = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK |
-		    (shared ? CLONE_FILES : 0) | SIGCHLD, a);
-		e = errno;
+		pid = -1;
+		e = ENOSYS;
+#if HAVE_CLONE3_ON_STACK
+		if (a->cgfd >= 0 && !a->join_cg) {
+			struct clone_args ca = {
+				.flags = (uint64_t)flags | CLONE_INTO_CGROUP,
+				.exit_signal = SIGCHLD,
+				.stack = (uint64_t)(uintptr_t)child_stack,
+				.stack_size = CHILD_STACK_SIZE,
+				.cgroup = (uint64_t)a->cgfd,
+			};
+
+			pid = clone3_on_stack(&ca, child_main, a);
+			e = errno;
+			if (pid >= 0)
+				have_clone3 = 1;
+			else if (have_clone3 == 0 && clone3_missing(e))
+				have_clone3 = -1;
+			if (pid < 0 && have_clone3 < 0)
+				a->join_cg = 1;
+		}
+#endif
+		if (a->cgfd < 0 || a->join_cg) {
+			pid = clone(child_main, child_stack + CHILD_STACK_SIZE, flags | SIGCHLD, a);
+			e = errno;
+		}
 		if (shared)
 			unstage_fds(a);
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		errno = e;
 		return pid;
 	}
-	pid = fork();
+	pid = -1;
+	if (a->cgfd >= 0 && !a->join_cg) {
+		/* As fork(): the child has a copy of the memory, and may return here. */
+		struct clone_args ca = {
+			.flags = CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)a->cgfd,
+		};
+
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		e = errno;
+		if (pid >= 0)
+			have_clone3 = 1;
+		else if (have_clone3 == 0 && clone3_missing(e))
+			have_clone3 = -1;
+		if (pid < 0 && have_clone3 < 0)
+			a->join_cg = 1;
+	}
+	if (a->cgfd < 0 || a->join_cg)
+		pid = fork();
 	if (pid == 0)
 		child_main(a);
 	e = errno;
@@ -437,10 +554,10 @@ start_child(struct child_args *a, const char **what)
 }
 
 pid_t
-spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *err,
+spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd, char *err,
     size_t errlen)
 {
-	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1 };
+	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1, .cgfd = cgfd };
 	int epipe[2] = { -1, -1 }, status;
 	const char *what;
 	pid_t pid;

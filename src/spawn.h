@@ -33,14 +33,15 @@ void spawn_prepare(void);
 void spawn_set_daemon_signals(const int *sigs, int n);
 
 /*
- * Fork and exec s's handler on c. Returns the pid once the handler has been
+ * Fork and exec s's handler on c, in the cgroup cgfd (-1: porterd's own) from
+ * its start. Returns the pid once the handler has been
  * exec'd, or -1 with "what failed: why" in err (fork, or a step in the child
  * such as the exec itself; that child is then already reaped). With
  * stderr = log, *errfd is the (non-blocking) read end of the handler's fd 2,
  * else -1.
  */
-pid_t spawn_handler(const struct service *s, const struct conn *c, int *errfd, char *err,
-    size_t errlen);
+pid_t spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd,
+    char *err, size_t errlen);
 
 /*
  * Fork a child of porterd that keeps only c->fd and runs fn on it, with s's ids

@@ -15,6 +15,8 @@ void
 svc_state_unref(struct svc_state *st)
 {
 	if (st != NULL && --st->refs == 0) {
+		/* Its last handler has ended: its cgroup is empty and can go. */
+		cgroup_svc_free(st->cg);
 		free(st->name);
 		free(st);
 	}

@@ -6,6 +6,7 @@
 #ifndef PORTERD_TABLE_H
 #define PORTERD_TABLE_H
 
+#include "cgroup.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -42,6 +43,8 @@ struct svc_state {
 	struct bucket	 stderr_bucket;	/* stderr = log: lines a second */
 	unsigned long	 stderr_dropped;
 	struct log_limit lim_stderr;
+	struct cg_svc	*cg;		/* its handlers' cgroup; NULL until the first */
+	int		 limits_warned;	/* said once that memory_max/tasks_max cannot apply */
 };
 
 struct slot {

@@ -62,7 +62,7 @@ class ConfigCheckTest(unittest.TestCase):
             "env = PATH=/usr/local/bin:/usr/bin:/bin", "env = A=1", "backlog = 4096",
             "max_children = 7", "max_per_source = 0", "source_prefix4 = 32",
             "source_prefix6 = 64", "timeout = 0", "no_new_privs = yes",
-            "stderr = socket"])
+            "stderr = socket", "contain = yes", "shutdown = leave"])
         # and it reads back to the same table
         again = tempfile.mkdtemp(prefix="porterd-check.")
         self.addCleanup(shutil.rmtree, again, True)
