@@ -749,6 +749,21 @@ cgroup_conn_kill(struct cg_conn *cc)
 	return cgroup_conn_signal(cc, SIGKILL) < 0 ? -1 : 0;
 }
 
+void
+cgroup_conn_drop(struct cg_conn *cc)
+{
+	if (cc->key != 0)
+		(void)epoll_ctl(epfd, EPOLL_CTL_DEL, cc->events, NULL);
+	if (cc->events >= 0)
+		close(cc->events);
+	if (cc->fd >= 0)
+		close(cc->fd);
+	/* Still populated, it stays, and counts as left behind. */
+	if (unlinkat(handlers_fd, cc->path, AT_REMOVEDIR) == 0)
+		nconns--;
+	free(cc);
+}
+
 /* The caller has seen it empty: the handler reaped, its tree gone. */
 void
 cgroup_conn_put(struct cg_conn *cc)

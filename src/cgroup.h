@@ -78,6 +78,9 @@ int cgroup_conn_kill(struct cg_conn *cc);
 /* The connection has ended and its cgroup was seen empty: back to the pool. */
 void cgroup_conn_put(struct cg_conn *cc);
 
+/* At exit, its handler left to finish: forget it (removed if empty by now). */
+void cgroup_conn_drop(struct cg_conn *cc);
+
 /* An fd that is readable when a watched cgroup may have emptied (-1: none). */
 int cgroup_fd(void);
 /* Call done(key, ctx) for each watched cgroup now empty (it is no longer watched). */

@@ -121,6 +121,8 @@ children_clear(void)
 {
 	for (size_t i = 0; i < cap; i++)
 		if (tab[i].pid != 0) {
+			if (tab[i].cg != NULL)
+				cgroup_conn_drop(tab[i].cg);
 			svc_state_unref(tab[i].st);
 			listener_unref(tab[i].wait_lst);
 		}
