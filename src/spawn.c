@@ -229,16 +229,10 @@ child_main(void *arg)
 	struct child_error ce;
 
 	/*
-	 * Sharing porterd's fd table: make a private one before touching any fd,
-	 * holding only the fds below the staging slots' top (see stage_fds).
+	 * No clone3: into its cgroup before anything of the handler's runs, so
+	 * that nothing escapes it. First, while cgfd is still in the table (the
+	 * fd it opens for this comes and goes while porterd waits for the child).
 	 */
-	if (a->unshare_from != 0 && close_range(a->unshare_from, ~0U, CLOSE_RANGE_UNSHARE) < 0 &&
-	    syscall(SYS_unshare, CLONE_FILES) < 0) {
-		a->report.step = STEP_UNSHARE;
-		a->report.err = errno;
-		_exit(127);
-	}
-	/* Before it runs anything of the handler's: nothing can escape the cgroup. */
 	if (a->join_cg) {
 		int fd = openat(a->cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 
@@ -247,6 +241,16 @@ child_main(void *arg)
 			goto fail;
 		}
 		close(fd);
+	}
+	/*
+	 * Sharing porterd's fd table: make a private one before touching any fd,
+	 * holding only the fds below the staging slots' top (see stage_fds).
+	 */
+	if (a->unshare_from != 0 && close_range(a->unshare_from, ~0U, CLOSE_RANGE_UNSHARE) < 0 &&
+	    syscall(SYS_unshare, CLONE_FILES) < 0) {
+		a->report.step = STEP_UNSHARE;
+		a->report.err = errno;
+		_exit(127);
 	}
 	if (a->pipe_r >= 0)
 		close(a->pipe_r);
@@ -296,6 +300,13 @@ static char *child_stack;
  * table holding only the fds below slot_top: stdio, /dev/null and the slots.
  */
 static int slot_conn = -1, slot_err = -1;
+
+/*
+ * clone3, for CLONE_INTO_CGROUP: the handler is in its cgroup from its first
+ * instruction. 0: not tried yet, 1: works, -1: not here (before 5.7, or
+ * valgrind), and the child moves itself into its cgroup before anything else.
+ */
+static int have_clone3;
 static unsigned slot_top;	/* 0: no slots, the child gets a copy of the table */
 
 void
@@ -305,6 +316,9 @@ spawn_init(void)
 
 	if (how != NULL && strcmp(how, "fork") == 0)
 		use_vfork = 0;
+	/* For the tests: the path of kernels without clone3, where children join their cgroup. */
+	if ((how = getenv("PORTERD_CLONE3")) != NULL && strcmp(how, "no") == 0)
+		have_clone3 = -1;
 	if (use_vfork && (child_stack = malloc(CHILD_STACK_SIZE)) == NULL)
 		use_vfork = 0;
 }
@@ -392,12 +406,6 @@ unstage_fds(const struct child_args *a)
 		(void)dup3(devnull_fd, slot_err, O_CLOEXEC);
 }
 
-/*
- * clone3, for CLONE_INTO_CGROUP: the handler is in its cgroup from its first
- * instruction. 0: not tried yet, 1: works, -1: not here (before 5.7, or
- * valgrind), and the child moves itself into its cgroup before anything else.
- */
-static int have_clone3;
 
 #if defined(__x86_64__)
 /*

@@ -18,7 +18,8 @@ struct conn {
 
 /*
  * Read PORTERD_SPAWN from the environment: "fork" makes handlers start with
- * fork() instead of vfork() (to measure one against the other).
+ * fork() instead of vfork() (to measure one against the other); and
+ * PORTERD_CLONE3: "no" takes the way of kernels without clone3 (the tests).
  */
 void spawn_init(void);
 

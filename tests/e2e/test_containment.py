@@ -175,6 +175,23 @@ class ContainmentTest(unittest.TestCase):
         p.wait_log("its process tree goes on")
 
     @need_cgroups
+    def test_without_clone3_and_with_fork_children_join_their_cgroup(self):
+        """The ways without CLONE_INTO_CGROUP: the child joins before it execs."""
+        for env in ({"PORTERD_CLONE3": "no"}, {"PORTERD_CLONE3": "no", "PORTERD_SPAWN": "fork"},
+                    {"PORTERD_SPAWN": "fork"}):
+            port = free_port()
+            old = dict(os.environ)
+            os.environ.update(env)
+            try:
+                p = self.start({"t.conf": self.service("t", port, "cat /proc/self/cgroup")})
+            finally:
+                os.environ.clear()
+                os.environ.update(old)
+            got = talk(port).decode()
+            self.assertRegex(got, r"/handlers/t/c\d+\n", env)
+            p.stop()
+
+    @need_cgroups
     def test_contain_no_opts_out(self):
         port = free_port()
         f = os.path.join(self.tmp, "pid")
