@@ -8,6 +8,7 @@ over rounds is reported, with the range. Nothing here judges a number."""
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -192,6 +193,28 @@ def main():
         print("%-24s %s" % ("", "(per round: porterd conn/s over the fastest peer's; "
                                  "peers: " + ", ".join(n for n in main_t if is_peer(n))
                                  + ")"), file=out)
+
+    # The daemon's own CPU per connection served (porterd's contenders): what a
+    # cgroup per connection costs it (porterd against porterd-nocgroup).
+    hz = os.sysconf("SC_CLK_TCK")
+    cpu_lines = []
+    for name, per_c in main_t.items():
+        if not name.startswith("porterd"):
+            continue
+        cells = []
+        for c in concs:
+            vals = [r["daemon_cpu_ticks"] * 1e6 / hz / r["result"]["ok"] for r in per_c.get(c, [])
+                    if r.get("daemon_cpu_ticks", -1) >= 0 and r["result"]["ok"]]
+            cells.append("%.1f" % med(vals) if vals else "-")
+        cpu_lines.append("%-24s %s" % (name, " ".join("%-12s" % x for x in cells)))
+    if cpu_lines:
+        print("", file=out)
+        print("Daemon CPU per connection (us, user + system of the daemon itself, median over "
+              "rounds; clock ticks of %d ms)" % (1000 // hz), file=out)
+        print("%-24s %s" % ("contender", " ".join("%-12s" % ("c=%d" % c) for c in concs)),
+              file=out)
+        for line in cpu_lines:
+            print(line, file=out)
 
     scale_t = throughput(runs, "scale")
 

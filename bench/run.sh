@@ -108,9 +108,9 @@ have_busybox_inetd() {
 declare -A PORT=([floor]=20001 [floor-fork]=20002 [porterd]=20003 [xinetd]=20004
     [openbsd-inetd]=20005 [tcpserver]=20006 [busybox-inetd]=20007
     [systemd-socket-activate]=20008 [floor-posix-spawn]=20009 [floor-nosetsid]=20010
-    [porterd-fork]=20014)
-ALL="floor floor-posix-spawn floor-fork floor-nosetsid porterd porterd-fork xinetd openbsd-inetd
-    tcpserver busybox-inetd systemd-socket-activate"
+    [porterd-fork]=20014 [porterd-nocgroup]=20015)
+ALL="floor floor-posix-spawn floor-fork floor-nosetsid porterd porterd-nocgroup porterd-fork xinetd
+    openbsd-inetd tcpserver busybox-inetd systemd-socket-activate"
 declare -A PID=() HOW=() MISSING=()
 SERVED_PORTERD=0	# connections porterd has answered (ok), for the RSS figures
 
@@ -153,6 +153,15 @@ start_porterd-fork() {
 	HOW[porterd-fork]="PORTERD_SPAWN=fork $PORTERD -f -d $dir   (as porterd, on port $1)"
 	PORTERD_SPAWN=fork "$PORTERD" -f -d "$dir" </dev/null >"$RUN/porterd-fork.log" 2>&1 &
 	PID[porterd-fork]=$!
+}
+
+# The same without containment (-g none): what a cgroup per connection costs.
+start_porterd-nocgroup() {
+	local dir=$RUN/porterd-nocgroup.d
+	porterd_dir "$dir" "$1" 0
+	HOW[porterd-nocgroup]="$PORTERD -f -g none -d $dir   (as porterd, on port $1)"
+	"$PORTERD" -f -g none -d "$dir" </dev/null >"$RUN/porterd-nocgroup.log" 2>&1 &
+	PID[porterd-nocgroup]=$!
 }
 
 start_xinetd() {
@@ -204,7 +213,7 @@ start_systemd-socket-activate() {
 available() {
 	case $1 in
 	floor|floor-*) return 0 ;;
-	porterd|porterd-fork) [ -x "$PORTERD" ] || { MISSING[$1]="$PORTERD missing: build it (./configure && make)"; return 1; } ;;
+	porterd|porterd-fork|porterd-nocgroup) [ -x "$PORTERD" ] || { MISSING[$1]="$PORTERD missing: build it (./configure && make)"; return 1; } ;;
 	xinetd) command -v xinetd >/dev/null || { MISSING[$1]="not installed"; return 1; } ;;
 	openbsd-inetd) openbsd_inetd >/dev/null || { MISSING[$1]="not installed, and not fetched"; return 1; } ;;
 	tcpserver) command -v tcpserver >/dev/null || { MISSING[$1]="ucspi-tcp not installed"; return 1; } ;;
@@ -242,22 +251,29 @@ trap 'say "interrupted"; exit 130' INT TERM
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
+# The daemon's own CPU time (user + system, not its children's), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # load PHASE NAME PORT ROUND C [extra loadgen args]: one measured run, one raw line.
 load() {
-	local phase=$1 name=$2 port=$3 round=$4 c=$5 json human ok
+	local phase=$1 name=$2 port=$3 round=$4 c=$5 json human ok t0=0 ticks=-1
 	shift 5
+	[ -n "${PID[$name]:-}" ] && t0=$(cpu_ticks "${PID[$name]}")
 	json=$("$BUILD/loadgen" -c "$c" -n 100000000 -d "$SECS" -t "$CONN_TIMEOUT" "$@" \
 	    "127.0.0.1:$port" 2>"$RUN/loadgen.err")
+	[ -n "${PID[$name]:-}" ] && ticks=$(( $(cpu_ticks "${PID[$name]}") - t0 ))
 	human=$(cat "$RUN/loadgen.err")
 	if [ -z "$json" ]; then
 		say "  loadgen failed: $human"
 		return
 	fi
-	printf '{"phase":"%s","contender":"%s","round":%d,"c":%d,"result":%s}\n' \
-	    "$phase" "$name" "$round" "$c" "$json" >>"$RAW"
-	printf '  %-6s r%d c=%-3d %-24s %s\n' "$phase" "$round" "$c" "$name" "${human#*: }" >&2
+	printf '{"phase":"%s","contender":"%s","round":%d,"c":%d,"daemon_cpu_ticks":%d,"result":%s}\n' \
+	    "$phase" "$name" "$round" "$c" "$ticks" "$json" >>"$RAW"
+	ok=$(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$json")
+	printf '  %-6s r%d c=%-3d %-24s %s; daemon CPU %s us/conn\n' "$phase" "$round" "$c" "$name" \
+	    "${human#*: }" "$(awk -v t="$ticks" -v n="${ok:-0}" -v hz="$(getconf CLK_TCK)" \
+	    'BEGIN { if (t < 0 || n == 0) print "-"; else printf "%.1f", t * 1e6 / hz / n }')" >&2
 	if [ "$name" = porterd ]; then
-		ok=$(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$json")
 		SERVED_PORTERD=$((SERVED_PORTERD + ok))
 	fi
 }
