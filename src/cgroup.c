@@ -850,16 +850,20 @@ spawn_cleaner(const char *dir)
 	if ((pfd.fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
 		_exit(1);
 	pfd.events = POLLPRI;
+	/*
+	 * EPOLLPRI says when it empties; the timeout covers what it does not
+	 * say: the subtree removed meanwhile (by a porterd sweeping stale ones).
+	 */
 	for (;;) {
 		char buf[128];
 		ssize_t r = pread(pfd.fd, buf, sizeof(buf) - 1, 0);
 
-		if (r <= 0)
+		if (r <= 0 || access(dir, F_OK) < 0)
 			_exit(1);
 		buf[r] = '\0';
 		if (cgroup_parse_populated(buf) == 0)
 			break;
-		(void)poll(&pfd, 1, -1);
+		(void)poll(&pfd, 1, 1000);
 	}
 	(void)remove_tree(AT_FDCWD, dir);
 	_exit(0);
