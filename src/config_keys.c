@@ -877,6 +877,16 @@ finish_service(struct build *b, const struct section *sec)
 			memset(&s->source_rate, 0, sizeof(s->source_rate));
 		}
 	}
+	/*
+	 * A UDP builtin answers whatever address a datagram claims: a budget per
+	 * source ends a ping-pong with another server (started by one forged
+	 * datagram) after a few rounds, as the first answer refused breaks it.
+	 */
+	if (s->builtin != BUILTIN_NONE && s->socktype == SOCK_DGRAM &&
+	    key_at(b, "source_rate") == NULL) {
+		s->source_rate.n = CONFIG_UDP_BUILTIN_SOURCE_RATE;
+		s->source_rate.secs = 1;
+	}
 	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
 
 	/* Privileges: resolve everything now; the child only makes system calls. */

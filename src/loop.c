@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -437,13 +438,86 @@ admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, in
 }
 
 /* For UDP builtins: one datagram at a time. */
+/*
+ * Ports of the UDP builtins of the running table: a datagram from one of them,
+ * sent from an address of this host, is one builtin answering another (or
+ * itself) after a forged first datagram, and answering it would loop forever.
+ */
+static unsigned char own_udp_ports[65536 / 8];
+static const struct table *own_udp_ports_of;
+
+static void
+own_udp_ports_refresh(const struct table *t)
+{
+	if (t == own_udp_ports_of)
+		return;
+	memset(own_udp_ports, 0, sizeof(own_udp_ports));
+	for (size_t i = 0; i < t->n; i++) {
+		const struct service *s = t->slot[i].svc;
+		unsigned port = addr_port(&s->listen);
+
+		if (s->builtin != BUILTIN_NONE && s->socktype == SOCK_DGRAM && s->enabled)
+			own_udp_ports[port / 8] |= (unsigned char)(1u << (port % 8));
+	}
+	own_udp_ports_of = t;
+}
+
+/* An address of this host: the kernel lets a socket bind only to one of those. */
+static int
+address_is_local(const struct sockaddr *sa)
+{
+	struct sockaddr_storage probe;
+	socklen_t len;
+	int fd, local;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+			return 1;
+		len = sizeof(struct sockaddr_in);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		    in6->sin6_addr.s6_addr[12] == 127))
+			return 1;
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		return 0;
+	}
+	memcpy(&probe, sa, len);
+	((struct sockaddr_in *)&probe)->sin_port = 0;	/* same place in both families */
+	if ((fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return 1;	/* cannot tell: err on the side of no answer */
+	local = bind(fd, (struct sockaddr *)&probe, len) == 0 || errno == EADDRINUSE;
+	close(fd);
+	return local;
+}
+
+static int
+from_own_builtin(const struct sockaddr *from)
+{
+	unsigned port;
+
+	if (from->sa_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)from)->sin_port);
+	else if (from->sa_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+	else
+		return 0;
+	own_udp_ports_refresh(report_table);
+	return (own_udp_ports[port / 8] & (1u << (port % 8))) && address_is_local(from);
+}
+
 static int
 admit_datagram(void *ctx, const struct sockaddr *from)
 {
 	const struct slot *sl = ctx;
 	struct srckey key;
 	int counted;
-	enum refusal why = admit(sl, from, &key, &counted);
+	enum refusal why = from_own_builtin(from) ? REFUSE_LOOP :
+	    admit(sl, from, &key, &counted);
 
 	if (why == REFUSE_N)
 		return 1;

@@ -1,0 +1,108 @@
+"""End to end: hostile input and faults. Each test is what a probe of the
+running daemon did to it, and checks that porterd ends the damage by itself."""
+
+import os
+import re
+import socket
+import struct
+import time
+import unittest
+
+from porterd_test import (TIMEOUT, Porterd, cpu_ticks, free_port, main, need_root, talk,
+                          wait_until)
+
+
+def metric(port, name, **labels):
+    """One value of porterd's metrics builtin, 0 when the series is absent."""
+    text = talk(port, b"GET /metrics HTTP/1.0\r\n\r\n").decode()
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)\{([^}]*)\} (\S+)$", line)
+        if m and m.group(1) == name and \
+                ",".join(sorted(m.group(2).split(","))) == want:
+            return float(m.group(3))
+    return 0.0
+
+
+def forge_udp(src, dst, payload):
+    """A UDP datagram from any source address and port (a raw socket: root)."""
+    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64,
+                     socket.IPPROTO_UDP, 0, socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as s:
+        s.sendto(ip + udp, (dst[0], 0))
+
+
+class UdpBuiltinLoopTest(unittest.TestCase):
+    """One forged datagram must not set two UDP builtins answering each other."""
+
+    def start(self, *ports):
+        self.metrics = free_port()
+        conf = "[metrics]\nlisten = 127.0.0.1:%d\nbuiltin = metrics\n" % self.metrics
+        for i, port in enumerate(ports):
+            conf += "[echo%d]\nlisten = 127.0.0.1:%d\nprotocol = udp\nbuiltin = echo\n" % (
+                i, port)
+        p = Porterd({"10-udp.conf": conf}, verbose=False)
+        self.addCleanup(p.cleanup)
+        return p.start()
+
+    def answered(self, i):
+        return metric(self.metrics, "porterd_connections_accepted_total",
+                      service="echo%d" % i)
+
+    @need_root
+    def test_a_forged_datagram_between_two_builtins_is_not_answered(self):
+        a = free_port(socket.SOCK_DGRAM)
+        b = free_port(socket.SOCK_DGRAM)
+        p = self.start(a, b)
+        ticks = cpu_ticks(p.pid)
+        forge_udp(("127.0.0.1", a), ("127.0.0.1", b), b"ping-pong")
+        # it claims to come from a builtin of ours: answering it starts the loop
+        p.wait_log("echo1: refused 127.0.0.1:%d (loop)" % a)
+        self.assertEqual((self.answered(0), self.answered(1)), (0.0, 0.0))
+        self.assertEqual(metric(self.metrics, "porterd_connections_refused_total",
+                                service="echo1", reason="loop"), 1.0)
+        # and nothing goes on behind our back: no answers, no CPU spent
+        time.sleep(0.3)  # a running loop would answer thousands of times by now
+        self.assertEqual((self.answered(0), self.answered(1)), (0.0, 0.0))
+        self.assertLess(cpu_ticks(p.pid) - ticks, 20)
+
+    @need_root
+    def test_a_datagram_from_the_service_itself_is_not_answered(self):
+        a = free_port(socket.SOCK_DGRAM)
+        p = self.start(a)
+        forge_udp(("127.0.0.1", a), ("127.0.0.1", a), b"myself")
+        p.wait_log("echo0: refused 127.0.0.1:%d (loop)" % a)
+        self.assertEqual(self.answered(0), 0.0)
+
+    def test_a_ping_pong_with_another_server_ends_after_a_few_rounds(self):
+        # Another host's echo server, as far as porterd can tell: it bounces
+        # every datagram back, as a second porterd elsewhere would.
+        a = free_port(socket.SOCK_DGRAM)
+        p = self.start(a)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.2", 0))
+            peer.settimeout(0.5)
+            peer.sendto(b"ball", ("127.0.0.1", a))
+            rounds = 0
+            deadline = time.monotonic() + TIMEOUT
+            while rounds < 10000 and time.monotonic() < deadline:
+                try:
+                    data, frm = peer.recvfrom(100)
+                except socket.timeout:
+                    break       # porterd stopped answering: the game is over
+                rounds += 1
+                peer.sendto(data, frm)
+        self.assertLessEqual(rounds, 25)
+        self.assertGreaterEqual(rounds, 5)
+        p.wait_log("echo0: refused 127.0.0.2")
+        self.assertIn("(source_rate)", p.log())
+        # an ordinary client of the same service is still answered
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(TIMEOUT)
+            c.sendto(b"hello", ("127.0.0.1", a))
+            self.assertEqual(c.recvfrom(100)[0], b"hello")
+
+
+if __name__ == "__main__":
+    main()
