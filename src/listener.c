@@ -57,14 +57,17 @@ unix_set_owner(const struct listener *l, const struct service *s, const char **w
 }
 
 static int
-set_blocking(int fd, int blocking)
+set_blocking(struct listener *l, int blocking)
 {
-	int fl = fcntl(fd, F_GETFL);
+	int fl = fcntl(l->fd, F_GETFL);
 
 	if (fl < 0)
 		return -1;
 	fl = blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK;
-	return fcntl(fd, F_SETFL, fl);
+	if (fcntl(l->fd, F_SETFL, fl) < 0)
+		return -1;
+	l->blocking = blocking;
+	return 0;
 }
 
 /* Sockets from the service manager, until a service adopts them. */
@@ -204,7 +207,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		step = "adopt";
 		l->adopted = 1;
 		if ((s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0) ||
-		    set_blocking(l->fd, s->wait) < 0)
+		    set_blocking(l, s->wait) < 0)
 			goto fail;
 		return l;
 	}
@@ -267,7 +270,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 	}
 	/* The daemon never blocks on a socket it polls; a wait handler expects blocking. */
 	step = "fcntl";
-	if (set_blocking(l->fd, s->wait) < 0)
+	if (set_blocking(l, s->wait) < 0)
 		goto fail;
 	return l;
 fail:
@@ -294,10 +297,15 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted)
 		log_warn("%s: listen %s: reuseport = %s takes effect when porterd restarts (the "
 		    "open socket is kept)", s->name, text, s->reuseport ? "yes" : "no");
-	/* listen() again only changes the backlog of a listening socket. */
+	/*
+	 * listen() again only changes the backlog of a listening socket. The flags
+	 * belong to the open file a wait handler shares, and it may have set them
+	 * itself (an event-driven daemon makes its socket non-blocking): they change
+	 * only when the service changes between wait = yes and no.
+	 */
 	if (s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0)
 		why = strerror(errno);
-	else if (set_blocking(l->fd, s->wait) < 0)
+	else if (l->blocking != s->wait && set_blocking(l, s->wait) < 0)
 		why = strerror(errno);
 	else if (l->addr.family != AF_UNIX || l->adopted || unix_set_owner(l, s, &why) == 0)
 		return 0;	/* an adopted socket's owner and mode are its unit's */

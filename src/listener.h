@@ -16,6 +16,7 @@ struct listener {
 	long long	 paused_until;	/* back-off after EMFILE or a failed fork (monotonic ms) */
 	int		 reuseport;	/* as opened: changing it needs a new socket */
 	int		 adopted;	/* passed by systemd (LISTEN_FDS), not opened here */
+	int		 blocking;	/* as porterd last set it: a wait service's socket */
 	int		 watched;	/* in the loop's epoll set (see watch.h) */
 	size_t		 watch_idx;	/* its slot in the running table, while watched */
 };
