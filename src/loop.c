@@ -24,6 +24,7 @@
 #include "pending.h"
 #include "report.h"
 #include "spawn.h"
+#include "waitmark.h"
 #include "watch.h"
 
 /* Connections taken from one listener per wakeup: a burst drains, no listener starves. */
@@ -31,6 +32,9 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* A wait handler that leaves what woke it: the first pause, and the longest. */
+#define WAIT_SPIN_PAUSE_MS 1000LL
+#define WAIT_SPIN_PAUSE_MAX_MS 60000LL
 /* A client of a proxy = service has this long to send its header. */
 #define PROXY_WAIT_MS 5000
 /* A tcpmux client names its service, and gets it, within this. */
@@ -100,6 +104,35 @@ take_signal(int sig)
 	return 1;
 }
 
+static void pause_listener(struct listener *l, long long ms);
+
+/*
+ * A wait handler that exits without taking the datagram or connection that
+ * woke it would be started again at once, forever (220 times a second): after
+ * three in a row, wait before the next, twice as long each time, up to a minute.
+ */
+static void
+wait_handler_left(struct listener *l, struct svc_state *st, double secs)
+{
+	long long ms;
+
+	if (l->fd < 0 || secs >= 1.0 ||
+	    !waitmark_untaken(l->wait_mark, waitmark_take(l->fd, l->socktype), l->socktype)) {
+		l->wait_spins = 0;
+		return;
+	}
+	if (++l->wait_spins < 3)
+		return;
+	ms = WAIT_SPIN_PAUSE_MS << (l->wait_spins < 9 ? l->wait_spins - 3 : 6);
+	if (ms > WAIT_SPIN_PAUSE_MAX_MS)
+		ms = WAIT_SPIN_PAUSE_MAX_MS;
+	st->failed++;
+	log_limited(&st->lim_fail, LOG_WARNING, "%s: %u handlers in a row exited without "
+	    "taking what woke them; the next starts in %lld s", st->name, l->wait_spins,
+	    ms / 1000);
+	pause_listener(l, ms);
+}
+
 static void
 reap(void)
 {
@@ -129,6 +162,7 @@ reap(void)
 			timed_children--;
 		if (c.wait_lst != NULL) {
 			c.wait_lst->wait_pid = 0;
+			wait_handler_left(c.wait_lst, c.st, secs);
 			listener_unref(c.wait_lst);
 		}
 		if (WIFSIGNALED(status))
@@ -565,6 +599,8 @@ serve_wait(const struct slot *sl)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 		return;
 	}
+	/* Before the handler can take it. */
+	sl->lst->wait_mark = waitmark_take(sl->lst->fd, sl->lst->socktype);
 	if ((pid = spawn_handler(sl->svc, &c, &errfd, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);

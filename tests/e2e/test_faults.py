@@ -104,5 +104,51 @@ class UdpBuiltinLoopTest(unittest.TestCase):
             self.assertEqual(c.recvfrom(100)[0], b"hello")
 
 
+class WaitHandlerSpinTest(unittest.TestCase):
+    """A wait handler that leaves what woke it is not started again at once, forever."""
+
+    def start(self, handler_args):
+        port = free_port(socket.SOCK_DGRAM)
+        p = Porterd({}, verbose=False)
+        self.addCleanup(p.cleanup)
+        self.starts = os.path.join(p.dir, "starts")
+        p.set_services({"10-w.conf": "[w]\nlisten = 127.0.0.1:%d\nprotocol = udp\nwait = yes\n"
+                        "exec = /bin/sh\nargs = sh -c '%s'\n" % (
+                            port, handler_args.replace("@STARTS@", self.starts))})
+        p.start()
+        return p, port
+
+    def count(self):
+        try:
+            with open(self.starts) as f:
+                return len(f.read().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def test_a_handler_that_exits_without_reading_backs_off(self):
+        p, port = self.start("echo started >> @STARTS@")
+        ticks = cpu_ticks(p.pid)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"never read", ("127.0.0.1", port))
+        p.wait_log("w: 3 handlers in a row exited without taking what woke them; "
+                   "the next starts in 1 s")
+        seen = self.count()
+        time.sleep(1.5)  # a window to count starts in: unchecked, some 300 more
+        # one start after the 1 s pause, then the next waits 2 s
+        self.assertLessEqual(self.count() - seen, 2)
+        self.assertLess(cpu_ticks(p.pid) - ticks, 50)
+
+    def test_a_handler_that_reads_one_and_exits_is_not_held_back(self):
+        # It takes one datagram and leaves the rest for the next handler: not a spin.
+        p, port = self.start("python3 -c "
+                             "\"import socket; s = socket.socket(fileno=0); "
+                             "s.recvfrom(100)\"; echo started >> @STARTS@")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            for i in range(8):
+                c.sendto(b"%d" % i, ("127.0.0.1", port))
+        wait_until(lambda: self.count() == 8, timeout=5, what="8 handlers, one a datagram")
+        self.assertNotIn("in a row exited without taking", p.log())
+
+
 if __name__ == "__main__":
     main()
