@@ -307,6 +307,7 @@ spawn_failed(const struct slot *sl, const char *err)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 	else if (e == EMFILE || e == ENFILE)
 		pause_listener(sl->lst, PAUSE_EMFILE_MS);
+	errno = e;
 }
 
 static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
@@ -640,7 +641,7 @@ log_connection(const struct service *s, const struct conn *c, pid_t pid)
  * past its PROXY header): answer it, or start its handler. The caller closes
  * c->fd afterwards, as porterd's copy is never needed again.
  */
-static void
+static pid_t
 dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 {
 	const struct service *s = sl->svc;
@@ -662,16 +663,99 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 	} else if ((pid = spawn_handler(s, c, &errfd, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 	}
+	int e = errno;	/* why it failed, past the logging */
+
 	if (pid > 0)
 		track(sl, pid, NULL, src, errfd, c);
 	if (log_verbose())
 		log_connection(s, c, pid);
+	errno = e;
+	return pid;
+}
+
+/*
+ * A connection accepted just before a fork failed for want of processes or
+ * memory: rather than closed, it waits for the listener's pause to end, like
+ * the backlog behind it, and is served first then.
+ */
+struct deferred {
+	struct listener	*lst;
+	struct conn	 c;
+	struct srckey	 key;
+	int		 counted;
+};
+static struct deferred *deferred;
+static size_t ndeferred, deferred_cap;
+
+static int
+defer(struct listener *l, struct conn *c, const struct srckey *key, int counted)
+{
+	struct deferred *d;
+
+	if (ndeferred == deferred_cap) {
+		size_t cap = deferred_cap ? 2 * deferred_cap : 8;
+
+		if ((d = realloc(deferred, cap * sizeof(*d))) == NULL)
+			return -1;
+		deferred = d;
+		deferred_cap = cap;
+	}
+	d = &deferred[ndeferred++];
+	d->lst = listener_ref(l);
+	d->c = *c;
+	d->key = *key;
+	d->counted = counted;
+	c->fd = -1;	/* the deferral's now */
+	return 0;
+}
+
+static void dispatch_or_defer(const struct slot *sl, struct conn *c, const struct srckey *key,
+    int counted);
+
+/*
+ * Deferred connections whose listener is watched again get their turn; those
+ * of a listener that was closed (its service removed) are closed too.
+ */
+static void
+retry_deferred(const struct table *t, long long now)
+{
+	for (size_t i = 0; i < ndeferred; ) {
+		struct deferred d = deferred[i];
+		struct listener *l = d.lst;
+		const struct slot *sl = l->watch_idx < t->n && t->slot[l->watch_idx].lst == l ?
+		    &t->slot[l->watch_idx] : NULL;
+
+		if (l->fd >= 0 && (sl == NULL || !l->watched || l->paused_until > now ||
+		    sl->st->running >= sl->svc->max_children || children_count() >= max_total)) {
+			i++;
+			continue;
+		}
+		deferred[i] = deferred[--ndeferred];
+		if (l->fd >= 0)
+			dispatch_or_defer(sl, &d.c, &d.key, d.counted);
+		if (d.c.fd >= 0)
+			close(d.c.fd);
+		listener_unref(l);
+	}
+}
+
+/* Serve c now; if the fork fails again for the same reason, keep it for later. */
+static void
+dispatch_or_defer(const struct slot *sl, struct conn *c, const struct srckey *key,
+    int counted)
+{
+	sl->st->accepted -= dispatch(sl, c, counted ? key : NULL) < 0 &&
+	    (errno == EAGAIN || errno == ENOMEM) && defer(sl->lst, c, key, counted) == 0;
 }
 
 static void
 serve_stream(const struct slot *sl)
 {
 	const struct service *s = sl->svc;
+
+	/* Paused since the listeners were last looked at (a deferred client failed again). */
+	if (sl->lst->paused_until > log_now_ms())
+		return;
 
 	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
 	    children_count() < max_total; i++) {
@@ -742,9 +826,9 @@ serve_stream(const struct slot *sl)
 			if (log_verbose())
 				log_connection(s, &c, 0);
 		} else {
-			dispatch(sl, &c, counted ? &key : NULL);
+			dispatch_or_defer(sl, &c, &key, counted);
 		}
-		/* The handler has its copy; ours goes on every path. */
+		/* The handler has its copy, or a deferral; ours goes on every other path. */
 		if (c.fd >= 0)
 			close(c.fd);
 		if (sl->lst->paused_until != 0)
@@ -1026,6 +1110,9 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		pfd[2].fd = inetd_watch;	/* -1: poll passes over it */
 		pfd[2].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
+		/* Before poll: a listener watched again may have nothing new to wake us. */
+		if (ndeferred > 0)
+			retry_deferred(*tab, now);
 		n += errlog_pollfds(pfd + n);
 		nerr = n;
 		n += pending_pollfds(pfd + n);
