@@ -797,7 +797,8 @@ serve_stream(const struct slot *sl)
 				close(c.fd);
 				continue;
 			}
-			if (pending_add(&c, sl->st, log_now_ms() + PROXY_WAIT_MS, s->proxy) < 0)
+			if (pending_add(&c, sl->st, log_now_ms(), log_now_ms() + PROXY_WAIT_MS,
+			    s->proxy) < 0)
 				close(c.fd);
 			continue;
 		}
@@ -821,7 +822,7 @@ serve_stream(const struct slot *sl)
 			long long wait = s->timeout ? (long long)s->timeout * 1000 : TCPMUX_WAIT_MS;
 
 			sl->st->accepted++;
-			if (pending_add(&c, sl->st, log_now_ms() + wait, 0) == 0)
+			if (pending_add(&c, sl->st, log_now_ms(), log_now_ms() + wait, 0) == 0)
 				c.fd = -1;
 			if (log_verbose())
 				log_connection(s, &c, 0);

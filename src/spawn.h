@@ -2,6 +2,7 @@
 #ifndef PORTERD_SPAWN_H
 #define PORTERD_SPAWN_H
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -21,6 +22,11 @@ struct conn {
  * fork() instead of vfork() (to measure one against the other).
  */
 void spawn_init(void);
+/*
+ * The descriptor limit handlers start with, unless their service sets
+ * rlimit_nofile: the one porterd was started with, before it raised its own.
+ */
+void spawn_set_nofile(const struct rlimit *rl);
 
 /*
  * Before serving, and before the listeners are opened: check that a vfork

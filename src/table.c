@@ -9,6 +9,7 @@ const char *const refusal_names[REFUSE_N] = {
 	[REFUSE_ACL] = "acl", [REFUSE_PER_SOURCE] = "per_source",
 	[REFUSE_SOURCE_RATE] = "source_rate", [REFUSE_RATE] = "rate",
 	[REFUSE_PROXY] = "proxy", [REFUSE_LOOP] = "loop",
+	[REFUSE_IDLE] = "idle",
 };
 
 void

@@ -150,5 +150,25 @@ class WaitHandlerSpinTest(unittest.TestCase):
         self.assertNotIn("in a row exited without taking", p.log())
 
 
+class DescriptorLimitTest(unittest.TestCase):
+
+    def test_porterd_raises_its_own_limit_and_handlers_get_the_old_one(self):
+        port, port2 = free_port(), free_port()
+        p = Porterd({"10-n.conf": "[n]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                                  "args = sh -c 'ulimit -Sn; ulimit -Hn'\n"
+                                  "[m]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                                  "args = sh -c 'ulimit -Sn'\nrlimit_nofile = 512\n"
+                     % (port, port2)})
+        self.addCleanup(p.cleanup)
+        cmd = p.command
+        p.command = lambda: ["prlimit", "--nofile=1024:4096"] + cmd()
+        p.start()
+        with open("/proc/%d/limits" % p.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0].split()
+        self.assertEqual(line[3:5], ["4096", "4096"])
+        self.assertEqual(talk(port), b"1024\n4096\n")
+        self.assertEqual(talk(port2), b"512\n")
+
+
 if __name__ == "__main__":
     main()
