@@ -209,6 +209,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		if ((s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0) ||
 		    set_blocking(l, s->wait) < 0)
 			goto fail;
+		l->backlog = s->backlog;
 		return l;
 	}
 	l->fd = socket(family, s->socktype | SOCK_CLOEXEC, 0);
@@ -268,6 +269,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 			unlink(unix_path(&a));
 		goto fail;
 	}
+	l->backlog = s->backlog;
 	/* The daemon never blocks on a socket it polls; a wait handler expects blocking. */
 	step = "fcntl";
 	if (set_blocking(l, s->wait) < 0)
@@ -293,22 +295,30 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	char text[ADDR_TEXT_MAX];
 	const char *why = NULL;
 
-	addr_format(&s->listen, text, sizeof(text));
-	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted)
+	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted) {
+		addr_format(&s->listen, text, sizeof(text));
 		log_warn("%s: listen %s: reuseport = %s takes effect when porterd restarts (the "
 		    "open socket is kept)", s->name, text, s->reuseport ? "yes" : "no");
+	}
 	/*
 	 * listen() again only changes the backlog of a listening socket. The flags
 	 * belong to the open file a wait handler shares, and it may have set them
 	 * itself (an event-driven daemon makes its socket non-blocking): they change
 	 * only when the service changes between wait = yes and no.
 	 */
-	if (s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0)
+	if (s->socktype == SOCK_STREAM && l->backlog != s->backlog) {
+		if (listen(l->fd, s->backlog) < 0)
+			why = strerror(errno);
+		else
+			l->backlog = s->backlog;
+	}
+	if (why == NULL && l->blocking != s->wait && set_blocking(l, s->wait) < 0)
 		why = strerror(errno);
-	else if (l->blocking != s->wait && set_blocking(l, s->wait) < 0)
-		why = strerror(errno);
-	else if (l->addr.family != AF_UNIX || l->adopted || unix_set_owner(l, s, &why) == 0)
-		return 0;	/* an adopted socket's owner and mode are its unit's */
+	/* An adopted socket's owner and mode are its unit's. */
+	if (why == NULL && (l->addr.family != AF_UNIX || l->adopted ||
+	    unix_set_owner(l, s, &why) == 0))
+		return 0;
+	addr_format(&s->listen, text, sizeof(text));
 	snprintf(err, errlen, "listen %s: %s", text, why);
 	return -1;
 }

@@ -20,6 +20,8 @@ struct listener {
 	int		 reuseport;	/* as opened: changing it needs a new socket */
 	int		 adopted;	/* passed by systemd (LISTEN_FDS), not opened here */
 	int		 blocking;	/* as porterd last set it: a wait service's socket */
+	int		 backlog;	/* as last given to listen() */
+	unsigned	 in_use;	/* table_retire's mark: the next table uses it */
 	int		 watched;	/* in the loop's epoll set (see watch.h) */
 	size_t		 watch_idx;	/* its slot in the running table, while watched */
 };

@@ -32,6 +32,8 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* Free heap after a reload above which it goes back to the system. */
+#define RELOAD_TRIM_BYTES (16 << 20)
 /* A wait handler that leaves what woke it: the first pause, and the longest. */
 #define WAIT_SPIN_PAUSE_MS 1000LL
 #define WAIT_SPIN_PAUSE_MAX_MS 60000LL
@@ -253,13 +255,15 @@ reload_once(struct table **tab, const struct config_sources *src, const char *wh
 
 /*
  * A reload builds a whole table beside the running one, and a large or broken
- * configuration may take many megabytes: give them back to the system after.
+ * configuration may take many megabytes: give them back to the system after,
+ * when there is much to give (else the next reload would only fault it in again).
  */
 static void
 reload(struct table **tab, const struct config_sources *src, const char *why)
 {
 	reload_once(tab, src, why);
-	malloc_trim(0);
+	if (mallinfo2().fordblks > RELOAD_TRIM_BYTES)
+		malloc_trim(0);
 }
 
 /* SIGUSR1: the status table, a log line each. */
