@@ -56,6 +56,17 @@ unix_set_owner(const struct listener *l, const struct service *s, const char **w
 	return 0;
 }
 
+/*
+ * porterd never blocks on a socket it polls; a classic wait handler (in.tftpd)
+ * expects a blocking one; one under fds = systemd gets what systemd would give
+ * it, a socket created non-blocking.
+ */
+static int
+wants_blocking(const struct service *s)
+{
+	return s->wait && !s->fds_systemd;
+}
+
 static int
 set_blocking(struct listener *l, int blocking)
 {
@@ -207,7 +218,7 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		step = "adopt";
 		l->adopted = 1;
 		if ((s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0) ||
-		    set_blocking(l, s->wait) < 0)
+		    set_blocking(l, wants_blocking(s)) < 0)
 			goto fail;
 		l->backlog = s->backlog;
 		return l;
@@ -270,9 +281,8 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		goto fail;
 	}
 	l->backlog = s->backlog;
-	/* The daemon never blocks on a socket it polls; a wait handler expects blocking. */
 	step = "fcntl";
-	if (set_blocking(l, s->wait) < 0)
+	if (set_blocking(l, wants_blocking(s)) < 0)
 		goto fail;
 	return l;
 fail:
@@ -304,7 +314,7 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	 * listen() again only changes the backlog of a listening socket. The flags
 	 * belong to the open file a wait handler shares, and it may have set them
 	 * itself (an event-driven daemon makes its socket non-blocking): they change
-	 * only when the service changes between wait = yes and no.
+	 * only when the mode the service wants changes (wait, fds).
 	 */
 	if (s->socktype == SOCK_STREAM && l->backlog != s->backlog) {
 		if (listen(l->fd, s->backlog) < 0)
@@ -312,7 +322,8 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 		else
 			l->backlog = s->backlog;
 	}
-	if (why == NULL && l->blocking != s->wait && set_blocking(l, s->wait) < 0)
+	if (why == NULL && l->blocking != wants_blocking(s) &&
+	    set_blocking(l, wants_blocking(s)) < 0)
 		why = strerror(errno);
 	/* An adopted socket's owner and mode are its unit's. */
 	if (why == NULL && (l->addr.family != AF_UNIX || l->adopted ||
