@@ -55,8 +55,8 @@ static volatile sig_atomic_t pending[NSIG];
 /*
  * Whether a listener is watched changes only when a wait handler starts or
  * ends, a service reaches max_children or leaves it, the daemon reaches -c or
- * leaves it, a connection is held or let go, a pause begins or ends, or the
- * table is reloaded. Each of those sets rewatch: only then does the loop look
+ * leaves it, a pause begins or ends, or the table is reloaded (connections
+ * held for their first words are not handlers: they have budgets of their own). Each of those sets rewatch: only then does the loop look
  * at every listener again, and a connection costs the same with 1 or 1000.
  */
 static int rewatch = 1;
@@ -1086,7 +1086,7 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 	struct pollfd *pfd = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
-	int held = 0, inetd_watch = -1;
+	int inetd_watch = -1;
 
 	if (max_handlers != 0)
 		max_total = max_handlers;
@@ -1160,10 +1160,6 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		if (r > 0 && pfd[1].revents != 0)
 			serve_ready(*tab);
 		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
-		/* A held connection counts as running: coming or going, it may cap a service. */
-		if (pending_count() != 0 || held)
-			rewatch = 1;
-		held = pending_count() != 0;
 	}
 	if (inetd_watch >= 0)
 		close(inetd_watch);
