@@ -153,6 +153,58 @@ addr_same(const struct addr *a, const struct addr *b)
 	return 0;
 }
 
+static uint64_t
+hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ULL;
+	return h;
+}
+
+uint64_t
+addr_hash(const struct addr *a)
+{
+	uint64_t h = hash_bytes(14695981039346656037ULL, &a->family, sizeof(a->family));
+
+	h = hash_bytes(h, &a->dualstack, sizeof(a->dualstack));
+	switch (a->family) {
+	case AF_INET: {
+		const struct sockaddr_in *x = (const void *)&a->ss;
+
+		h = hash_bytes(h, &x->sin_port, sizeof(x->sin_port));
+		return hash_bytes(h, &x->sin_addr, sizeof(x->sin_addr));
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *x = (const void *)&a->ss;
+
+		h = hash_bytes(h, &x->sin6_port, sizeof(x->sin6_port));
+		return hash_bytes(h, &x->sin6_addr, sizeof(x->sin6_addr));
+	}
+	case AF_UNIX: {
+		const char *path = ((const struct sockaddr_un *)&a->ss)->sun_path;
+
+		return hash_bytes(h, path, strlen(path));
+	}
+	}
+	return h;
+}
+
+int
+addr_conflict_order(const struct addr *a, const struct addr *b)
+{
+	unsigned pa = a->family == AF_UNIX ? 0 : addr_port(a);
+	unsigned pb = b->family == AF_UNIX ? 0 : addr_port(b);
+
+	if ((a->family == AF_UNIX) != (b->family == AF_UNIX))
+		return a->family == AF_UNIX ? 1 : -1;
+	if (a->family == AF_UNIX)
+		return strcmp(((const struct sockaddr_un *)&a->ss)->sun_path,
+		    ((const struct sockaddr_un *)&b->ss)->sun_path);
+	return pa < pb ? -1 : pa > pb;
+}
+
 int
 addr_is_any(const struct addr *a)
 {

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct addr {
 	int		family;		/* AF_INET, AF_INET6 or AF_UNIX */
@@ -25,6 +26,13 @@ int addr_parse(const char *s, struct addr *a, const char **error);
 int addr_same(const struct addr *a, const struct addr *b);
 /* Two sockets of one type on these addresses could not both be bound. */
 int addr_conflict(const struct addr *a, const struct addr *b);
+/*
+ * An order in which addresses that may conflict are next to each other (same
+ * port, or same unix path): 0 for those, so that a sort finds every clash.
+ */
+int addr_conflict_order(const struct addr *a, const struct addr *b);
+/* Equal for addresses that addr_same says are the same. */
+uint64_t addr_hash(const struct addr *a);
 /* Back to the services.d syntax. */
 void addr_format(const struct addr *a, char *buf, size_t len);
 /* An IP wildcard address (0.0.0.0, ::, or "*"). */

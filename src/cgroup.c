@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "config.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -68,6 +69,35 @@ cgroup_active(void)
 int
 cgroup_controllers(void)
 {
+	return controllers;
+}
+
+static int enable_controllers(int fd, int want);
+
+int
+cgroup_wanted(const struct config *cf)
+{
+	int want = 0;
+
+	for (size_t i = 0; i < cf->nsvc; i++)
+		want |= (cf->svc[i].memory_max != 0 ? CG_MEMORY : 0) |
+		    (cf->svc[i].tasks_max != 0 ? CG_PIDS : 0);
+	return want;
+}
+
+/*
+ * Only when a service sets memory_max or tasks_max: a controller on in the
+ * subtree_control of the unit's own cgroup makes systemd unable to start the
+ * next porterd there while old handlers still run (no process in an inner
+ * node), so a porterd without limits never turns one on.
+ */
+int
+cgroup_enable(int want)
+{
+	if (!active || (want & ~controllers) == 0)
+		return controllers;
+	if (enable_controllers(base_fd, want) != 0)
+		controllers |= enable_controllers(handlers_fd, want);
 	return controllers;
 }
 
@@ -417,8 +447,6 @@ cgroup_setup(const char *where, char *msg, size_t len)
 		snprintf(why, sizeof(why), "epoll: %s", strerror(errno));
 		goto fail;
 	}
-	if (enable_controllers(base_fd, CG_MEMORY | CG_PIDS) != 0)
-		controllers = enable_controllers(handlers_fd, CG_MEMORY | CG_PIDS);
 	active = 1;
 	snprintf(msg, len, "handlers are contained in cgroups under %s/handlers", base_path);
 	return 1;

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+struct config;
+
 struct cg_svc;		/* a service's cgroup, and its pool of empty connection cgroups */
 struct cg_conn;		/* a connection's cgroup */
 
@@ -37,6 +39,10 @@ int cgroup_probe(const char *where);
 /* Whether handlers are contained; the controllers enabled below BASE. */
 int cgroup_active(void);
 int cgroup_controllers(void);
+/* Turn on the controllers of want (CG_*) that are not yet; returns those on. */
+int cgroup_enable(int want);
+/* What the services of cf need: CG_MEMORY for memory_max, CG_PIDS for tasks_max. */
+int cgroup_wanted(const struct config *cf);
 /* BASE, for the log. */
 const char *cgroup_base(void);
 

@@ -226,20 +226,46 @@ check_tcpmux_names(struct config *cf, struct config_errors *errs)
 			}
 }
 
+/* Services with a socket, in an order that puts the ones that may clash together. */
+static int
+by_socket(const void *x, const void *y)
+{
+	const struct service *a = *(const struct service *const *)x;
+	const struct service *b = *(const struct service *const *)y;
+	int c;
+
+	if (a->socktype != b->socktype)
+		return a->socktype < b->socktype ? -1 : 1;
+	if ((c = addr_conflict_order(&a->listen, &b->listen)) != 0)
+		return c;
+	return a < b ? -1 : a > b;	/* the order read: the first one keeps the address */
+}
+
+/* Sorted, so that 10,000 services cost n log n, not n². */
 static void
 check_addresses(struct config *cf, struct config_errors *errs)
 {
-	for (size_t i = 0; i < cf->nsvc; i++) {
-		const struct service *a = &cf->svc[i];
+	const struct service **v = calloc(cf->nsvc + 1, sizeof(*v));
+	size_t n = 0;
 
-		if (!a->enabled || a->listen.family == 0)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			const struct service *b = &cf->svc[j];
+	if (v == NULL)
+		abort();
+	for (size_t i = 0; i < cf->nsvc; i++)
+		if (cf->svc[i].enabled && cf->svc[i].listen.family != 0)
+			v[n++] = &cf->svc[i];
+	qsort(v, n, sizeof(*v), by_socket);
+	for (size_t i = 0, run = 0; i < n; i++) {
+		const struct service *a = v[i];
+
+		/* The run of those that may clash with a, first read first. */
+		if (v[run]->socktype != a->socktype ||
+		    addr_conflict_order(&v[run]->listen, &a->listen) != 0)
+			run = i;
+		for (size_t j = run; j < i; j++) {
+			const struct service *b = v[j];
 			char text[ADDR_TEXT_MAX];
 
-			if (!b->enabled || b->listen.family == 0 || a->socktype != b->socktype ||
-			    !addr_conflict(&a->listen, &b->listen))
+			if (!addr_conflict(&a->listen, &b->listen))
 				continue;
 			addr_format(&a->listen, text, sizeof(text));
 			config_error(errs, &a->listen_at, "listen = %s: clashes with [%s] at %s:%d",
@@ -247,6 +273,7 @@ check_addresses(struct config *cf, struct config_errors *errs)
 			break;
 		}
 	}
+	free(v);
 }
 
 /* Errors come from several passes; an admin reads them best in file and line order. */
@@ -316,6 +343,7 @@ config_load(const struct config_sources *src, struct config_errors *errs, FILE *
 	raw.errs = errs;
 	raw.cf = cf;
 	raw.notes = notes;
+	config_keys_new_load();
 	config_read_dir(&raw, src->dir);
 	/* After services.d, whose services replace the lines of the same name. */
 	if (src->inetd_conf != NULL)

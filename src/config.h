@@ -31,6 +31,8 @@ enum builtin {
 
 #define CONFIG_DEFAULT_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define CONFIG_DEFAULT_MAX_CHILDREN 256
+/* Answers a second a UDP builtin gives one source unless source_rate says otherwise. */
+#define CONFIG_UDP_BUILTIN_SOURCE_RATE 20
 
 struct where {
 	const char	*file;

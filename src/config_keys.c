@@ -145,6 +145,23 @@ set_exec(struct build *b, const char *v, const char **why)
 	return 0;
 }
 
+/*
+ * The last path checked, for this load only: services of one table mostly run
+ * the same few programs, and 10,000 path walks are a good part of a reload.
+ */
+static struct {
+	unsigned	 load;
+	char		 path[PATH_MAX];
+	const char	*why;		/* NULL: fine */
+} exec_seen;
+static unsigned exec_load;
+
+void
+config_keys_new_load(void)
+{
+	exec_load++;
+}
+
 static int
 check_exec(const struct service *s, const char **why)
 {
@@ -152,13 +169,20 @@ check_exec(const struct service *s, const char **why)
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s%s", s->chroot ? s->chroot : "", s->exec);
+	if (exec_seen.load == exec_load && strcmp(exec_seen.path, path) == 0)
+		return (*why = exec_seen.why) != NULL ? -1 : 0;
 	if (stat(path, &st) < 0)
-		return *why = strerror(errno), -1;
-	if (!S_ISREG(st.st_mode))
-		return *why = "not a regular file", -1;
-	if (access(path, X_OK) < 0)
-		return *why = "not executable", -1;
-	return 0;
+		*why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		*why = "not a regular file";
+	else if (access(path, X_OK) < 0)
+		*why = "not executable";
+	else
+		*why = NULL;
+	exec_seen.load = exec_load;
+	exec_seen.why = *why;
+	snprintf(exec_seen.path, sizeof(exec_seen.path), "%s", path);
+	return *why != NULL ? -1 : 0;
 }
 
 /* Kept as written: continuation lines may follow; finish_service splits it. */
@@ -736,16 +760,39 @@ static const struct key keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= BUILD_KEYS, "struct build holds BUILD_KEYS keys");
 
-/* Index of key `name` in keys[], NKEYS when there is no such key. */
+/*
+ * Index of key `name` in keys[], NKEYS when there is no such key. Asked some
+ * thirty times a service: an open hash, made at the first call.
+ */
+#define KEY_HASH_SIZE 128
+_Static_assert(KEY_HASH_SIZE >= 2 * NKEYS, "room for every key");
+
+static size_t
+key_hash(const char *s)
+{
+	size_t h = 5381;
+
+	for (; *s != '\0'; s++)
+		h = h * 33 + (unsigned char)*s;
+	return h & (KEY_HASH_SIZE - 1);
+}
+
 static size_t
 key_index(const char *name)
 {
-	size_t i;
+	static unsigned char slot[KEY_HASH_SIZE];	/* index + 1; 0: free */
+	size_t h;
 
-	for (i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].name, name) == 0)
-			break;
-	return i;
+	if (slot[key_hash(keys[0].name)] == 0)
+		for (size_t i = 0; i < NKEYS; i++) {
+			for (h = key_hash(keys[i].name); slot[h] != 0; h = (h + 1) % KEY_HASH_SIZE)
+				;
+			slot[h] = (unsigned char)(i + 1);
+		}
+	for (h = key_hash(name); slot[h] != 0; h = (h + 1) % KEY_HASH_SIZE)
+		if (strcmp(keys[slot[h] - 1].name, name) == 0)
+			return slot[h] - 1u;
+	return NKEYS;
 }
 
 /*
@@ -953,6 +1000,16 @@ finish_service(struct build *b, const struct section *sec)
 			s->max_per_source = 0;
 			memset(&s->source_rate, 0, sizeof(s->source_rate));
 		}
+	}
+	/*
+	 * A UDP builtin answers whatever address a datagram claims: a budget per
+	 * source ends a ping-pong with another server (started by one forged
+	 * datagram) after a few rounds, as the first answer refused breaks it.
+	 */
+	if (s->builtin != BUILTIN_NONE && s->socktype == SOCK_DGRAM &&
+	    key_at(b, "source_rate") == NULL) {
+		s->source_rate.n = CONFIG_UDP_BUILTIN_SOURCE_RATE;
+		s->source_rate.secs = 1;
 	}
 	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
 

@@ -69,6 +69,7 @@ void config_read_dir(struct raw *raw, const char *dir);
 void inetd_conf_read(struct raw *raw, const char *path);
 
 /* config_keys: [defaults] alone (its own errors, once), then each service. */
+void config_keys_new_load(void);
 void config_check_defaults(const struct section *defaults, struct config_errors *errs);
 void config_build_service(struct service *s, const struct section *defaults,
     const struct section *sec, struct config_errors *errs);

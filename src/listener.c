@@ -56,15 +56,29 @@ unix_set_owner(const struct listener *l, const struct service *s, const char **w
 	return 0;
 }
 
+/*
+ * porterd never blocks on a socket it polls; a classic wait handler (in.tftpd)
+ * expects a blocking one; one under fds = systemd gets what systemd would give
+ * it, a socket created non-blocking.
+ */
 static int
-set_blocking(int fd, int blocking)
+wants_blocking(const struct service *s)
 {
-	int fl = fcntl(fd, F_GETFL);
+	return s->wait && !s->fds_systemd;
+}
+
+static int
+set_blocking(struct listener *l, int blocking)
+{
+	int fl = fcntl(l->fd, F_GETFL);
 
 	if (fl < 0)
 		return -1;
 	fl = blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK;
-	return fcntl(fd, F_SETFL, fl);
+	if (fcntl(l->fd, F_SETFL, fl) < 0)
+		return -1;
+	l->blocking = blocking;
+	return 0;
 }
 
 /* Sockets from the service manager, until a service adopts them. */
@@ -204,8 +218,9 @@ listener_open(const struct service *s, char *err, size_t errlen)
 		step = "adopt";
 		l->adopted = 1;
 		if ((s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0) ||
-		    set_blocking(l->fd, s->wait) < 0)
+		    set_blocking(l, wants_blocking(s)) < 0)
 			goto fail;
+		l->backlog = s->backlog;
 		return l;
 	}
 	l->fd = socket(family, s->socktype | SOCK_CLOEXEC, 0);
@@ -265,9 +280,9 @@ listener_open(const struct service *s, char *err, size_t errlen)
 			unlink(unix_path(&a));
 		goto fail;
 	}
-	/* The daemon never blocks on a socket it polls; a wait handler expects blocking. */
+	l->backlog = s->backlog;
 	step = "fcntl";
-	if (set_blocking(l->fd, s->wait) < 0)
+	if (set_blocking(l, wants_blocking(s)) < 0)
 		goto fail;
 	return l;
 fail:
@@ -290,17 +305,31 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 	char text[ADDR_TEXT_MAX];
 	const char *why = NULL;
 
-	addr_format(&s->listen, text, sizeof(text));
-	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted)
+	if (l->reuseport != s->reuseport && l->addr.family != AF_UNIX && !l->adopted) {
+		addr_format(&s->listen, text, sizeof(text));
 		log_warn("%s: listen %s: reuseport = %s takes effect when porterd restarts (the "
 		    "open socket is kept)", s->name, text, s->reuseport ? "yes" : "no");
-	/* listen() again only changes the backlog of a listening socket. */
-	if (s->socktype == SOCK_STREAM && listen(l->fd, s->backlog) < 0)
+	}
+	/*
+	 * listen() again only changes the backlog of a listening socket. The flags
+	 * belong to the open file a wait handler shares, and it may have set them
+	 * itself (an event-driven daemon makes its socket non-blocking): they change
+	 * only when the mode the service wants changes (wait, fds).
+	 */
+	if (s->socktype == SOCK_STREAM && l->backlog != s->backlog) {
+		if (listen(l->fd, s->backlog) < 0)
+			why = strerror(errno);
+		else
+			l->backlog = s->backlog;
+	}
+	if (why == NULL && l->blocking != wants_blocking(s) &&
+	    set_blocking(l, wants_blocking(s)) < 0)
 		why = strerror(errno);
-	else if (set_blocking(l->fd, s->wait) < 0)
-		why = strerror(errno);
-	else if (l->addr.family != AF_UNIX || l->adopted || unix_set_owner(l, s, &why) == 0)
-		return 0;	/* an adopted socket's owner and mode are its unit's */
+	/* An adopted socket's owner and mode are its unit's. */
+	if (why == NULL && (l->addr.family != AF_UNIX || l->adopted ||
+	    unix_set_owner(l, s, &why) == 0))
+		return 0;
+	addr_format(&s->listen, text, sizeof(text));
 	snprintf(err, errlen, "listen %s: %s", text, why);
 	return -1;
 }

@@ -2,6 +2,7 @@
 #ifndef PORTERD_LISTENER_H
 #define PORTERD_LISTENER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "addr.h"
@@ -13,9 +14,14 @@ struct listener {
 	int		 socktype;
 	struct addr	 addr;
 	pid_t		 wait_pid;	/* wait = yes: the handler holding it, else 0 */
+	uint64_t	 wait_mark;	/* what woke that handler (waitmark.h) */
+	unsigned	 wait_spins;	/* handlers in a row that left it untaken */
 	long long	 paused_until;	/* back-off after EMFILE or a failed fork (monotonic ms) */
 	int		 reuseport;	/* as opened: changing it needs a new socket */
 	int		 adopted;	/* passed by systemd (LISTEN_FDS), not opened here */
+	int		 blocking;	/* as porterd last set it: a wait service's socket */
+	int		 backlog;	/* as last given to listen() */
+	unsigned	 in_use;	/* table_retire's mark: the next table uses it */
 	int		 watched;	/* in the loop's epoll set (see watch.h) */
 	size_t		 watch_idx;	/* its slot in the running table, while watched */
 };

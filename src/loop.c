@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #include "pending.h"
 #include "report.h"
 #include "spawn.h"
+#include "waitmark.h"
 #include "watch.h"
 
 /* Connections taken from one listener per wakeup: a burst drains, no listener starves. */
@@ -31,6 +33,11 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
+/* Free heap after a reload above which it goes back to the system. */
+#define RELOAD_TRIM_BYTES (16 << 20)
+/* A wait handler that leaves what woke it: the first pause, and the longest. */
+#define WAIT_SPIN_PAUSE_MS 1000LL
+#define WAIT_SPIN_PAUSE_MAX_MS 60000LL
 /* A client of a proxy = service has this long to send its header. */
 #define PROXY_WAIT_MS 5000
 /* A tcpmux client names its service, and gets it, within this. */
@@ -51,8 +58,8 @@ static volatile sig_atomic_t pending[NSIG];
 /*
  * Whether a listener is watched changes only when a wait handler starts or
  * ends, a service reaches max_children or leaves it, the daemon reaches -c or
- * leaves it, a connection is held or let go, a pause begins or ends, or the
- * table is reloaded. Each of those sets rewatch: only then does the loop look
+ * leaves it, a pause begins or ends, or the table is reloaded (connections
+ * held for their first words are not handlers: they have budgets of their own). Each of those sets rewatch: only then does the loop look
  * at every listener again, and a connection costs the same with 1 or 1000.
  */
 static int rewatch = 1;
@@ -103,6 +110,35 @@ take_signal(int sig)
 	return 1;
 }
 
+static void pause_listener(struct listener *l, long long ms);
+
+/*
+ * A wait handler that exits without taking the datagram or connection that
+ * woke it would be started again at once, forever (220 times a second): after
+ * three in a row, wait before the next, twice as long each time, up to a minute.
+ */
+static void
+wait_handler_left(struct listener *l, struct svc_state *st, double secs)
+{
+	long long ms;
+
+	if (l->fd < 0 || secs >= 1.0 ||
+	    !waitmark_untaken(l->wait_mark, waitmark_take(l->fd, l->socktype), l->socktype)) {
+		l->wait_spins = 0;
+		return;
+	}
+	if (++l->wait_spins < 3)
+		return;
+	ms = WAIT_SPIN_PAUSE_MS << (l->wait_spins < 9 ? l->wait_spins - 3 : 6);
+	if (ms > WAIT_SPIN_PAUSE_MAX_MS)
+		ms = WAIT_SPIN_PAUSE_MAX_MS;
+	st->failed++;
+	log_limited(&st->lim_fail, LOG_WARNING, "%s: %u handlers in a row exited without "
+	    "taking what woke them; the next starts in %lld s", st->name, l->wait_spins,
+	    ms / 1000);
+	pause_listener(l, ms);
+}
+
 /*
  * The connection is over: its handler was reaped and, contained, the last
  * process of its tree has left. Only now does its slot free up.
@@ -130,6 +166,7 @@ child_done(struct child *c)
 		timed_children--;
 	if (c->wait_lst != NULL) {
 		c->wait_lst->wait_pid = 0;
+		wait_handler_left(c->wait_lst, c->st, secs);
 		listener_unref(c->wait_lst);
 	}
 	if (c->cg != NULL)
@@ -277,6 +314,7 @@ reload_once(struct table **tab, const struct config_sources *src, const char *wh
 		reload_done(0);
 		return;
 	}
+	(void)cgroup_enable(cgroup_wanted(cf));
 	if ((next = table_build(cf, *tab, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		log_err("reload failed; the running configuration is unchanged");
@@ -319,14 +357,16 @@ warn_limits(const struct table *t)
 
 /*
  * A reload builds a whole table beside the running one, and a large or broken
- * configuration may take many megabytes: give them back to the system after.
+ * configuration may take many megabytes: give them back to the system after,
+ * when there is much to give (else the next reload would only fault it in again).
  */
 static void
 reload(struct table **tab, const struct config_sources *src, const char *why)
 {
 	reload_once(tab, src, why);
 	warn_limits(*tab);
-	malloc_trim(0);
+	if (mallinfo2().fordblks > RELOAD_TRIM_BYTES)
+		malloc_trim(0);
 }
 
 /* SIGUSR1: the status table, a log line each. */
@@ -374,6 +414,7 @@ spawn_failed(const struct slot *sl, const char *err)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 	else if (e == EMFILE || e == ENFILE)
 		pause_listener(sl->lst, PAUSE_EMFILE_MS);
+	errno = e;
 }
 
 static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
@@ -592,13 +633,86 @@ admit(const struct slot *sl, const struct sockaddr *peer, struct srckey *key, in
 }
 
 /* For UDP builtins: one datagram at a time. */
+/*
+ * Ports of the UDP builtins of the running table: a datagram from one of them,
+ * sent from an address of this host, is one builtin answering another (or
+ * itself) after a forged first datagram, and answering it would loop forever.
+ */
+static unsigned char own_udp_ports[65536 / 8];
+static const struct table *own_udp_ports_of;
+
+static void
+own_udp_ports_refresh(const struct table *t)
+{
+	if (t == own_udp_ports_of)
+		return;
+	memset(own_udp_ports, 0, sizeof(own_udp_ports));
+	for (size_t i = 0; i < t->n; i++) {
+		const struct service *s = t->slot[i].svc;
+		unsigned port = addr_port(&s->listen);
+
+		if (s->builtin != BUILTIN_NONE && s->socktype == SOCK_DGRAM && s->enabled)
+			own_udp_ports[port / 8] |= (unsigned char)(1u << (port % 8));
+	}
+	own_udp_ports_of = t;
+}
+
+/* An address of this host: the kernel lets a socket bind only to one of those. */
+static int
+address_is_local(const struct sockaddr *sa)
+{
+	struct sockaddr_storage probe;
+	socklen_t len;
+	int fd, local;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+			return 1;
+		len = sizeof(struct sockaddr_in);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		    in6->sin6_addr.s6_addr[12] == 127))
+			return 1;
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		return 0;
+	}
+	memcpy(&probe, sa, len);
+	((struct sockaddr_in *)&probe)->sin_port = 0;	/* same place in both families */
+	if ((fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return 1;	/* cannot tell: err on the side of no answer */
+	local = bind(fd, (struct sockaddr *)&probe, len) == 0 || errno == EADDRINUSE;
+	close(fd);
+	return local;
+}
+
+static int
+from_own_builtin(const struct sockaddr *from)
+{
+	unsigned port;
+
+	if (from->sa_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)from)->sin_port);
+	else if (from->sa_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+	else
+		return 0;
+	own_udp_ports_refresh(report_table);
+	return (own_udp_ports[port / 8] & (1u << (port % 8))) && address_is_local(from);
+}
+
 static int
 admit_datagram(void *ctx, const struct sockaddr *from)
 {
 	const struct slot *sl = ctx;
 	struct srckey key;
 	int counted;
-	enum refusal why = admit(sl, from, &key, &counted);
+	enum refusal why = from_own_builtin(from) ? REFUSE_LOOP :
+	    admit(sl, from, &key, &counted);
 
 	if (why == REFUSE_N)
 		return 1;
@@ -697,6 +811,8 @@ serve_wait(const struct slot *sl)
 		pause_listener(sl->lst, PAUSE_FORK_MS);
 		return;
 	}
+	/* Before the handler can take it. */
+	sl->lst->wait_mark = waitmark_take(sl->lst->fd, sl->lst->socktype);
 	if ((pid = start_handler(sl, &c, &errfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);
@@ -736,7 +852,7 @@ log_connection(const struct service *s, const struct conn *c, pid_t pid)
  * past its PROXY header): answer it, or start its handler. The caller closes
  * c->fd afterwards, as porterd's copy is never needed again.
  */
-static void
+static pid_t
 dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 {
 	const struct service *s = sl->svc;
@@ -759,16 +875,99 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 	} else if ((pid = start_handler(sl, c, &errfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 	}
+	int e = errno;	/* why it failed, past the logging */
+
 	if (pid > 0)
 		track(sl, pid, NULL, src, errfd, c, cg);
 	if (log_verbose())
 		log_connection(s, c, pid);
+	errno = e;
+	return pid;
+}
+
+/*
+ * A connection accepted just before a fork failed for want of processes or
+ * memory: rather than closed, it waits for the listener's pause to end, like
+ * the backlog behind it, and is served first then.
+ */
+struct deferred {
+	struct listener	*lst;
+	struct conn	 c;
+	struct srckey	 key;
+	int		 counted;
+};
+static struct deferred *deferred;
+static size_t ndeferred, deferred_cap;
+
+static int
+defer(struct listener *l, struct conn *c, const struct srckey *key, int counted)
+{
+	struct deferred *d;
+
+	if (ndeferred == deferred_cap) {
+		size_t cap = deferred_cap ? 2 * deferred_cap : 8;
+
+		if ((d = realloc(deferred, cap * sizeof(*d))) == NULL)
+			return -1;
+		deferred = d;
+		deferred_cap = cap;
+	}
+	d = &deferred[ndeferred++];
+	d->lst = listener_ref(l);
+	d->c = *c;
+	d->key = *key;
+	d->counted = counted;
+	c->fd = -1;	/* the deferral's now */
+	return 0;
+}
+
+static void dispatch_or_defer(const struct slot *sl, struct conn *c, const struct srckey *key,
+    int counted);
+
+/*
+ * Deferred connections whose listener is watched again get their turn; those
+ * of a listener that was closed (its service removed) are closed too.
+ */
+static void
+retry_deferred(const struct table *t, long long now)
+{
+	for (size_t i = 0; i < ndeferred; ) {
+		struct deferred d = deferred[i];
+		struct listener *l = d.lst;
+		const struct slot *sl = l->watch_idx < t->n && t->slot[l->watch_idx].lst == l ?
+		    &t->slot[l->watch_idx] : NULL;
+
+		if (l->fd >= 0 && (sl == NULL || !l->watched || l->paused_until > now ||
+		    sl->st->running >= sl->svc->max_children || children_count() >= max_total)) {
+			i++;
+			continue;
+		}
+		deferred[i] = deferred[--ndeferred];
+		if (l->fd >= 0)
+			dispatch_or_defer(sl, &d.c, &d.key, d.counted);
+		if (d.c.fd >= 0)
+			close(d.c.fd);
+		listener_unref(l);
+	}
+}
+
+/* Serve c now; if the fork fails again for the same reason, keep it for later. */
+static void
+dispatch_or_defer(const struct slot *sl, struct conn *c, const struct srckey *key,
+    int counted)
+{
+	sl->st->accepted -= dispatch(sl, c, counted ? key : NULL) < 0 &&
+	    (errno == EAGAIN || errno == ENOMEM) && defer(sl->lst, c, key, counted) == 0;
 }
 
 static void
 serve_stream(const struct slot *sl)
 {
 	const struct service *s = sl->svc;
+
+	/* Paused since the listeners were last looked at (a deferred client failed again). */
+	if (sl->lst->paused_until > log_now_ms())
+		return;
 
 	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
 	    children_count() < max_total; i++) {
@@ -810,7 +1009,8 @@ serve_stream(const struct slot *sl)
 				close(c.fd);
 				continue;
 			}
-			if (pending_add(&c, sl->st, log_now_ms() + PROXY_WAIT_MS, s->proxy) < 0)
+			if (pending_add(&c, sl->st, log_now_ms(), log_now_ms() + PROXY_WAIT_MS,
+			    s->proxy) < 0)
 				close(c.fd);
 			continue;
 		}
@@ -834,14 +1034,14 @@ serve_stream(const struct slot *sl)
 			long long wait = s->timeout ? (long long)s->timeout * 1000 : TCPMUX_WAIT_MS;
 
 			sl->st->accepted++;
-			if (pending_add(&c, sl->st, log_now_ms() + wait, 0) == 0)
+			if (pending_add(&c, sl->st, log_now_ms(), log_now_ms() + wait, 0) == 0)
 				c.fd = -1;
 			if (log_verbose())
 				log_connection(s, &c, 0);
 		} else {
-			dispatch(sl, &c, counted ? &key : NULL);
+			dispatch_or_defer(sl, &c, &key, counted);
 		}
-		/* The handler has its copy; ours goes on every path. */
+		/* The handler has its copy, or a deferral; ours goes on every other path. */
 		if (c.fd >= 0)
 			close(c.fd);
 		if (sl->lst->paused_until != 0)
@@ -1097,7 +1297,7 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 	struct pollfd *pfd = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
-	int held = 0, inetd_watch = -1;
+	int inetd_watch = -1;
 
 	if (max_handlers != 0)
 		max_total = max_handlers;
@@ -1129,6 +1329,9 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		pfd[3].fd = cgroup_fd();
 		pfd[3].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
+		/* Before poll: a listener watched again may have nothing new to wake us. */
+		if (ndeferred > 0)
+			retry_deferred(*tab, now);
 		n += errlog_pollfds(pfd + n);
 		nerr = n;
 		n += pending_pollfds(pfd + n);
@@ -1174,10 +1377,6 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		if (r > 0 && pfd[1].revents != 0)
 			serve_ready(*tab);
 		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
-		/* A held connection counts as running: coming or going, it may cap a service. */
-		if (pending_count() != 0 || held)
-			rewatch = 1;
-		held = pending_count() != 0;
 	}
 	if (inetd_watch >= 0)
 		close(inetd_watch);

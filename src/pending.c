@@ -4,15 +4,72 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "pending.h"
 
 static struct pending **list;
-static size_t count, cap;
+static size_t count, cap, max_all = 1024;
+static size_t *map;		/* pollfd k -> list index, from pending_pollfds */
+
+static void drop(size_t i, int close_fd);
+
+void
+pending_set_max(size_t max)
+{
+	max_all = max;
+}
+
+/*
+ * The oldest silent one held for st (NULL: any service), from src (NULL: any
+ * source), or count if none; *n: how many of them. One that has spoken and waits
+ * for a handler slot of the service it named is never a candidate.
+ */
+static size_t
+oldest(const struct svc_state *st, const struct srckey *src, size_t *n)
+{
+	size_t best = count;
+
+	*n = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct pending *p = list[i];
+
+		if (p->ready != 0 || (st != NULL && p->st != st) ||
+		    (src != NULL && memcmp(&p->src, src, sizeof(*src)) != 0))
+			continue;
+		++*n;
+		if (best == count || p->added_ms < list[best]->added_ms)
+			best = i;
+	}
+	return best;
+}
+
+static void
+evict(size_t i, const char *budget)
+{
+	struct svc_state *st = list[i]->st;
+
+	st->refused[REFUSE_IDLE]++;
+	log_limited(&st->lim_refused[REFUSE_IDLE], LOG_NOTICE, "%s: closed a client that "
+	    "had said nothing, to make room (%s)", st->name, budget);
+	drop(i, 1);
+}
 
 int
-pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms, int proxy)
+pending_add(const struct conn *c, struct svc_state *st, long long now_ms,
+    long long deadline_ms, int proxy)
 {
+	struct srckey src;
 	struct pending *p;
+	size_t i, n;
+
+	memset(&src, 0, sizeof(src));
+	(void)acl_source_key((const struct sockaddr *)&c->peer, 32, 64, &src);
+	if ((i = oldest(st, &src, &n)) < count && n >= PENDING_PER_SOURCE)
+		evict(i, "its source holds too many");
+	else if ((i = oldest(st, NULL, &n)) < count && n >= PENDING_PER_SERVICE)
+		evict(i, "its service holds too many");
+	else if (count >= max_all && (i = oldest(NULL, NULL, &n)) < count)
+		evict(i, "porterd holds too many");
 
 	if (count == cap) {
 		size_t ncap = cap ? 2 * cap : 16;
@@ -26,10 +83,10 @@ pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms, i
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	p->conn = *c;
+	p->src = src;
+	p->added_ms = now_ms;
 	p->st = st;
 	st->refs++;
-	/* Counted as running: max_children of the service bounds what it holds. */
-	st->running++;
 	p->deadline_ms = deadline_ms;
 	p->proxy = proxy;
 	list[count++] = p;
@@ -50,7 +107,6 @@ drop(size_t i, int close_fd)
 
 	if (close_fd)
 		close(p->conn.fd);
-	p->st->running--;
 	svc_state_unref(p->st);
 	free(p);
 	list[i] = list[--count];
@@ -61,8 +117,12 @@ pending_pollfds(struct pollfd *pfd)
 {
 	size_t n = 0;
 
+	free(map);
+	if ((map = calloc(count + 1, sizeof(*map))) == NULL)
+		return 0;	/* not watched this time round; their deadlines still run */
 	for (size_t i = 0; i < count; i++)
 		if (list[i]->ready == 0) {
+			map[n] = i;
 			pfd[n].fd = list[i]->conn.fd;
 			pfd[n].events = POLLIN;
 			pfd[n].revents = 0;
@@ -143,14 +203,12 @@ read_proxy(struct pending *p)
 void
 pending_service(const struct pollfd *pfd, size_t n)
 {
-	for (size_t k = 0; k < n; k++) {
-		size_t i;
+	/* Backwards: a drop moves the last entry into its place, never one still to look at. */
+	for (size_t k = n; k-- > 0;) {
+		size_t i = map[k];
 
-		if (pfd[k].revents == 0)
-			continue;
-		for (i = 0; i < count && list[i]->conn.fd != pfd[k].fd; i++)
-			;
-		if (i == count || list[i]->ready != 0)
+		if (pfd[k].revents == 0 || i >= count || list[i]->conn.fd != pfd[k].fd ||
+		    list[i]->ready != 0)
 			continue;
 		if (list[i]->proxy)
 			read_proxy(list[i]);
@@ -182,6 +240,10 @@ pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
 			}
 		}
 		if (now >= p->deadline_ms) {
+			/* A tcpmux client that named no service in time: counted, and said once in a while. */
+			p->st->refused[REFUSE_IDLE]++;
+			log_limited(&p->st->lim_refused[REFUSE_IDLE], LOG_NOTICE, "%s: closed a "
+			    "client that named no service in time", p->st->name);
 			if (late != NULL)
 				(void)!send(p->conn.fd, late, strlen(late), MSG_DONTWAIT | MSG_NOSIGNAL);
 			/* Unread input at close would turn it into a reset that eats `late`. */
@@ -207,6 +269,8 @@ pending_close_all(void)
 	while (count > 0)
 		drop(count - 1, 1);
 	free(list);
+	free(map);
 	list = NULL;
+	map = NULL;
 	cap = 0;
 }

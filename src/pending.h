@@ -8,6 +8,7 @@
 
 #include <poll.h>
 
+#include "acl.h"
 #include "proxy.h"
 #include "spawn.h"
 #include "table.h"
@@ -16,6 +17,8 @@
 
 struct pending {
 	struct conn		 conn;		/* conn.fd is the connection */
+	struct srckey		 src;		/* its client's address, for the budget per source */
+	long long		 added_ms;
 	struct svc_state	*st;		/* the service that accepted it; referenced */
 	long long		 deadline_ms;
 	int			 proxy;		/* PROXY_V1/V2 allowed: a PROXY header, not a line */
@@ -28,10 +31,23 @@ struct pending {
 };
 
 /*
+ * Connections held waiting are bounded apart from handlers, so that silent
+ * clients can neither take a service's handler slots nor the daemon's
+ * descriptors: at most PENDING_PER_SERVICE for a service, PENDING_PER_SOURCE
+ * of those from one client address, and pending_set_max() in all. A new one
+ * over a budget makes room by closing the oldest held under that budget: a
+ * real client speaks at once, so the oldest is the one that says nothing.
+ */
+#define PENDING_PER_SERVICE 256
+#define PENDING_PER_SOURCE 16
+void pending_set_max(size_t max);
+
+/*
  * Hold c (taking its fd) for st until its line (proxy == 0) or its PROXY
  * header of an allowed version comes, or deadline_ms. 0, or -1.
  */
-int pending_add(const struct conn *c, struct svc_state *st, long long deadline_ms, int proxy);
+int pending_add(const struct conn *c, struct svc_state *st, long long now_ms,
+    long long deadline_ms, int proxy);
 size_t pending_count(void);
 /* A pollfd per connection still reading its line; returns how many. */
 size_t pending_pollfds(struct pollfd *pfd);

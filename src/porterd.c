@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -106,6 +107,30 @@ reset_signals(void)
 	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
+ * Held connections and 10,000 listeners need more descriptors than the usual
+ * soft limit of 1024: take the hard limit, give handlers the old one back, and
+ * let held connections have a quarter, so that they can never starve accept.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl, raised;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	raised = rl;
+	if (rl.rlim_cur < rl.rlim_max) {
+		raised.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
+			raised = rl;
+		else
+			spawn_set_nofile(&rl);
+	}
+	pending_set_max(raised.rlim_cur == RLIM_INFINITY ? 65536 :
+	    raised.rlim_cur / 4 > 16 ? (size_t)(raised.rlim_cur / 4) : 16);
 }
 
 static char *
@@ -269,6 +294,7 @@ main(int argc, char **argv)
 	open_std_fds();
 	reset_signals();
 	spawn_init();
+	raise_nofile();
 	notify_init();
 	/* Before anything opens an fd of its own: these are 3, 4, ... */
 	listener_inherit();
@@ -300,6 +326,7 @@ main(int argc, char **argv)
 
 	spawn_prepare();
 	/* Sockets before daemonizing, so that "address in use" reaches the terminal. */
+	(void)cgroup_enable(cgroup_wanted(cf));
 	if ((tab = table_build(cf, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "porterd: %s\n", err);
 		config_free(cf);

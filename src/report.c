@@ -77,11 +77,12 @@ report_status(FILE *out)
 		else
 			addr_format(&sl->svc->listen, text, sizeof(text));
 		fprintf(out, "%s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
-		    "per_source:%lu,source_rate:%lu,rate:%lu,proxy:%lu timed_out=%lu exits=ok:%lu,"
-		    "error:%lu,signal:%lu up=%llds", sl->svc->name, text, state_of(sl, now),
-		    st->running, st->accepted, st->failed, st->refused[REFUSE_ACL],
+		    "per_source:%lu,source_rate:%lu,rate:%lu,proxy:%lu,loop:%lu,idle:%lu "
+		    "timed_out=%lu exits=ok:%lu,error:%lu,signal:%lu up=%llds", sl->svc->name,
+		    text, state_of(sl, now),		    st->running, st->accepted, st->failed, st->refused[REFUSE_ACL],
 		    st->refused[REFUSE_PER_SOURCE], st->refused[REFUSE_SOURCE_RATE],
-		    st->refused[REFUSE_RATE], st->refused[REFUSE_PROXY], st->timed_out,
+		    st->refused[REFUSE_RATE], st->refused[REFUSE_PROXY], st->refused[REFUSE_LOOP],
+		    st->refused[REFUSE_IDLE], st->timed_out,
 		    st->exits_ok, st->exits_error,
 		    st->exits_signal, (now - st->created_ms) / 1000);
 		if (contained(sl)) {

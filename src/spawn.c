@@ -110,6 +110,10 @@ set_listen_pid(void)
 	*p = '\0';
 }
 
+/* The descriptor limit handlers get back (spawn_set_nofile). */
+static struct rlimit handler_nofile;
+static int handler_nofile_set;
+
 /* What a child reports through the error pipe when it cannot exec. */
 struct child_error {
 	int		 step;
@@ -177,7 +181,14 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 	}
 	if (s->fds_systemd && fcntl(3, F_SETFD, 0) < 0)
 		return STEP_DUP2;
-	/* Limits while we still may raise them; chroot while we still may call it. */
+	/*
+	 * Limits while we still may raise them; chroot while we still may call it.
+	 * Programs that close every descriptor up to the limit, or select(), expect
+	 * the usual one, not the one porterd raised for itself.
+	 */
+	if (handler_nofile_set && !s->rlimit[CONFIG_RLIMIT_NOFILE].set &&
+	    setrlimit(RLIMIT_NOFILE, &handler_nofile) < 0)
+		return STEP_RLIMIT;
 	for (int i = 0; i < 4; i++) {
 		struct rlimit rl = { s->rlimit[i].value, s->rlimit[i].value };
 
@@ -308,6 +319,13 @@ static int slot_conn = -1, slot_err = -1;
  */
 static int have_clone3;
 static unsigned slot_top;	/* 0: no slots, the child gets a copy of the table */
+
+void
+spawn_set_nofile(const struct rlimit *rl)
+{
+	handler_nofile = *rl;
+	handler_nofile_set = 1;
+}
 
 void
 spawn_init(void)

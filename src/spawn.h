@@ -2,6 +2,7 @@
 #ifndef PORTERD_SPAWN_H
 #define PORTERD_SPAWN_H
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -22,6 +23,11 @@ struct conn {
  * PORTERD_CLONE3: "no" takes the way of kernels without clone3 (the tests).
  */
 void spawn_init(void);
+/*
+ * The descriptor limit handlers start with, unless their service sets
+ * rlimit_nofile: the one porterd was started with, before it raised its own.
+ */
+void spawn_set_nofile(const struct rlimit *rl);
 
 /*
  * Before serving, and before the listeners are opened: check that a vfork

@@ -19,6 +19,8 @@ enum refusal {
 	REFUSE_SOURCE_RATE,	/* source_rate */
 	REFUSE_RATE,		/* rate */
 	REFUSE_PROXY,		/* no valid PROXY header, or from a source not in proxy_from */
+	REFUSE_LOOP,		/* a datagram from one of porterd's own UDP builtins */
+	REFUSE_IDLE,		/* held waiting for its first words, and said nothing */
 	REFUSE_N
 };
 extern const char *const refusal_names[REFUSE_N];

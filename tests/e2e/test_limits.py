@@ -457,23 +457,31 @@ class LimitsTest(unittest.TestCase):
                                   stderr=p.logfile)
         p.pid = p.proc.pid
         p.wait_log("started with")
-        socks, greeted = [], 0
+        socks = []
         self.close_all(socks)
         for _ in range(8):
-            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-            socks.append(s)
-            if s.recv(10) == b"hi\n":
-                greeted += 1
-        self.assertEqual(greeted, 5)
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+        first, waiting = socks[:5], socks[5:]
+        for s in first:
+            self.assertEqual(s.recv(10), b"hi\n")
         p.wait_log("f: fork: Resource temporarily unavailable")
         self.assertTrue(p.alive())
-        # Handlers go; new clients are served again.
-        for s in socks:
+        # The three others are neither served nor closed: they wait, the one in
+        # hand when the fork failed as well as those in the backlog.
+        for s in waiting:
+            s.settimeout(0.2)
+            self.assertRaises(socket.timeout, s.recv, 10)
+            s.settimeout(TIMEOUT)
+        # Handlers go; the clients that waited are served, none was lost.
+        for s in first:
+            s.close()
+        for s in waiting:
+            self.assertEqual(s.recv(10), b"hi\n")
+        for s in waiting:
             s.close()
         wait_until(lambda: not p.children(), what="handlers gone")
         s = wait_until(lambda: hold(port)[1], what="served again")
         self.assertTrue(s)
-
 
 if __name__ == "__main__":
     main()

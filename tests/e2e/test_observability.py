@@ -108,7 +108,8 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(st["ok"]["state"], "listening")
         self.assertEqual(st["ok"]["listen"], "127.0.0.1:%d" % self.ports["ok"])
         self.assertEqual(st["deny"]["refused"],
-                         {"acl": 2, "per_source": 0, "source_rate": 0, "rate": 0, "proxy": 0})
+                         {"acl": 2, "per_source": 0, "source_rate": 0, "rate": 0, "proxy": 0,
+                          "loop": 0, "idle": 0})
         self.assertEqual(st["deny"]["accepted"], "0")
         self.assertEqual(st["fail"]["exits"], {"ok": 0, "error": 1, "signal": 0})
 

@@ -79,9 +79,13 @@ class SocketActivationTest(unittest.TestCase):
                     "      os.environ['LISTEN_PID'] == str(os.getpid()) and\n"
                     "      os.environ['LISTEN_FDNAMES'] == 'sd' and\n"
                     "      not stat.S_ISSOCK(os.fstat(0).st_mode) and\n"
-                    "      not stat.S_ISSOCK(os.fstat(1).st_mode))\n"
+                    "      not stat.S_ISSOCK(os.fstat(1).st_mode) and\n"
+                    # non-blocking, as systemd creates its listening sockets
+                    "      not os.get_blocking(3))\n"
+                    "import select\n"
                     "s = socket.socket(fileno=3)\n"
                     "for i in range(2):\n"
+                    "    select.select([s], [], [], 30)\n"
                     "    c, _ = s.accept()\n"
                     "    c.sendall(b'%d %s %d\\n' % (i, str(ok).encode(), os.getpid()))\n"
                     "    c.close()\n")

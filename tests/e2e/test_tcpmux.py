@@ -51,6 +51,18 @@ class TcpmuxTest(unittest.TestCase):
         self.assertEqual(mux(port, b"nope"), b"-Service not available\r\n")
         self.assertEqual(mux(port, b"hidden"), b"-Service not available\r\n")
 
+    def test_a_client_that_names_nothing_in_time_is_counted(self):
+        port = free_port()
+        p = self.start(self.base(port, "timeout = 1\n"))
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+            self.assertEqual(s.recv(100), b"-Timeout\r\n")
+        p.wait_log("mux: closed a client that named no service in time")
+        n = p.log().count("status: mux ")
+        os.kill(p.pid, signal.SIGUSR1)
+        p.wait_log("status: mux ", count=n + 1)
+        line = [l for l in p.log().splitlines() if "status: mux " in l][-1]
+        self.assertIn(",idle:1 ", line)
+
     def test_target_admission_applies(self):
         port = free_port()
         body = self.base(port).replace("[plain]\n", "[plain]\ndeny = 127.0.0.2\n")

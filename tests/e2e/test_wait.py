@@ -83,6 +83,27 @@ def kill_handlers(p, service, marker):
                 pass
 
 
+# A wait handler that makes its listening socket non-blocking, as event-driven
+# daemons do, and tells each of two clients whether it still is.
+NONBLOCK = r"""#!/usr/bin/env python3
+import fcntl, os, select, socket
+s = socket.socket(fileno=0)
+fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
+served = 0
+while served < 2:
+    if not select.select([0], [], [], 30)[0]:
+        break
+    try:
+        c, _ = s.accept()
+    except BlockingIOError:
+        continue
+    flag = bool(fcntl.fcntl(0, fcntl.F_GETFL) & os.O_NONBLOCK)
+    c.sendall(b"nonblock=%d\n" % flag)
+    c.close()
+    served += 1
+"""
+
+
 class WaitTest(unittest.TestCase):
 
     def porterd(self, body_fn):
@@ -207,6 +228,19 @@ class WaitTest(unittest.TestCase):
         p.wait_log("acc: pid %d exited with status 0" % second)
         wait_until(lambda: not p.children(), what="handlers reaped")
         self.assertEqual(foreign_lines(p.log(), "acc"), [])
+
+    def test_a_reload_leaves_a_running_handlers_socket_as_it_set_it(self):
+        # An event-driven daemon (lighttpd under fds = systemd) makes its socket
+        # non-blocking; a reload that changes nothing must not make it block.
+        port = free_port()
+        p = self.porterd(lambda d: "[nb]\nlisten = 127.0.0.1:%d\nwait = yes\nexec = %s\n"
+                         % (port, os.path.join(d, "nonblock.py")))
+        write_script(p.dir, "nonblock.py", NONBLOCK)
+        self.addCleanup(kill_handlers, p, "nb", "nonblock.py")
+        p.start()
+        self.assertEqual(talk(port, shut=False), b"nonblock=1\n")
+        self.assertTrue(p.reload())
+        self.assertEqual(talk(port, shut=False), b"nonblock=1\n")
 
     def test_tcp_wait_socket_not_watched_while_handler_runs(self):
         # A handler that holds the socket and accepts nothing: connections queue
