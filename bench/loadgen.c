@@ -14,7 +14,10 @@
  * 4-tuple space of one client address. -s K also spreads connections over
  * the source addresses 127.0.0.1 .. 127.0.0.K. -L turns the RST off.
  *
- * Output: one JSON line on stdout, one human line on stderr.
+ * Output: one JSON line on stdout, one human line on stderr. -o FILE also
+ * writes one line per finished connection, "T0 T1 KIND" (CLOCK_MONOTONIC ns at
+ * socket() and at EOF or failure; KIND ok or an error name), for a caller that
+ * cuts the run into time windows (bench/reloadgap.py).
  * Exit: 0 every connection ok, 1 some failed, 2 usage or system trouble.
  */
 #define _GNU_SOURCE
@@ -63,6 +66,15 @@ static size_t nlat, latcap;
 static unsigned long errs[E_NKINDS];
 static int other_errno;
 static uint64_t addr_pause_until;
+static uint64_t last_ok_ns, gap_max_ns;	/* longest wait between successive oks */
+
+struct trace_rec {
+	uint64_t	 t0, t1;
+	int		 kind;		/* -1 ok, else enum err_kind */
+};
+static struct trace_rec *trace;	/* -o: kept in memory, written at the end */
+static size_t ntrace, tracecap;
+static const char *trace_path;
 
 static uint64_t
 now_ns(void)
@@ -85,7 +97,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: loadgen [-n N] [-c C] [-d SECS] [-T SECS] [-t SECS] [-e REPLY] [-s K]\n"
-	    "               [-L] [-q] HOST:PORT\n"
+	    "               [-L] [-q] [-o FILE] HOST:PORT\n"
 	    "  -n N      connections to start at most (default 10000)\n"
 	    "  -c C      connections in flight (default 8)\n"
 	    "  -d SECS   start no connection after SECS (default: no limit)\n"
@@ -94,7 +106,8 @@ usage(void)
 	    "  -e REPLY  expected reply, \\n and \\\\ escapes (default \"hello\\n\")\n"
 	    "  -s K      source addresses 127.0.0.1 .. 127.0.0.K, round robin (default 1)\n"
 	    "  -L        plain close (FIN, TIME_WAIT) instead of SO_LINGER 0 (RST)\n"
-	    "  -q        no human line on stderr\n");
+	    "  -q        no human line on stderr\n"
+	    "  -o FILE   one line per finished connection: T0_NS T1_NS KIND (monotonic)\n");
 	exit(2);
 }
 
@@ -155,11 +168,25 @@ static void
 finish(struct conn *c, int kind)
 {
 	struct linger lg = { 1, 0 };
+	uint64_t t1 = now_ns();
 
-	if (kind < 0)
-		record_ok(now_ns() - c->t0);
-	else
+	if (kind < 0) {
+		record_ok(t1 - c->t0);
+		if (t1 - last_ok_ns > gap_max_ns)
+			gap_max_ns = t1 - last_ok_ns;
+		last_ok_ns = t1;
+	} else
 		errs[kind]++;
+	if (trace_path != NULL) {
+		if (ntrace == tracecap) {
+			tracecap = tracecap ? tracecap * 2 : 65536;
+			if ((trace = realloc(trace, tracecap * sizeof(*trace))) == NULL) {
+				perror("loadgen: realloc");
+				exit(2);
+			}
+		}
+		trace[ntrace++] = (struct trace_rec){ c->t0, t1, kind };
+	}
 	if (linger0)
 		(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(c->fd);	/* also drops it from the epoll set: it was never dup'ed */
@@ -273,7 +300,7 @@ main(int argc, char **argv)
 	double elapsed, sum = 0;
 	size_t active = 0;
 
-	while ((ch = getopt(argc, argv, "n:c:d:T:t:e:s:Lq")) != -1) {
+	while ((ch = getopt(argc, argv, "n:c:d:T:t:e:s:Lqo:")) != -1) {
 		switch (ch) {
 		case 'n': n = strtoul(optarg, NULL, 10); break;
 		case 'c': conc = atoi(optarg); break;
@@ -284,6 +311,7 @@ main(int argc, char **argv)
 		case 's': nsrc = atoi(optarg); break;
 		case 'L': linger0 = 0; break;
 		case 'q': quiet = 1; break;
+		case 'o': trace_path = optarg; break;
 		default: usage();
 		}
 	}
@@ -321,7 +349,7 @@ main(int argc, char **argv)
 		conns[i].fd = -1;
 
 	tmo_ns = (uint64_t)(conn_timeout * 1e9);
-	t_begin = last_scan = now_ns();
+	t_begin = last_scan = last_ok_ns = now_ns();
 	soft_ns = soft >= 0 ? t_begin + (uint64_t)(soft * 1e9) : UINT64_MAX;
 	hard_ns = t_begin + (uint64_t)(hard * 1e9);
 
@@ -376,6 +404,22 @@ main(int argc, char **argv)
 		if (conns[i].fd >= 0)
 			finish(&conns[i], E_ABORTED);
 	t_end = now_ns();
+	if (trace_path != NULL) {
+		FILE *tf = fopen(trace_path, "w");
+
+		if (tf == NULL) {
+			perror(trace_path);
+			return 2;
+		}
+		for (size_t i = 0; i < ntrace; i++)
+			fprintf(tf, "%llu %llu %s\n", (unsigned long long)trace[i].t0,
+			    (unsigned long long)trace[i].t1,
+			    trace[i].kind < 0 ? "ok" : err_name[trace[i].kind]);
+		if (fclose(tf) != 0) {
+			perror(trace_path);
+			return 2;
+		}
+	}
 
 	elapsed = (double)(t_end - t_begin) / 1e9;
 	ok = (unsigned long)nlat;
@@ -391,12 +435,12 @@ main(int argc, char **argv)
 		printf("%s\"%s\":%lu", k ? "," : "", err_name[k], errs[k]);
 	printf("},\"other_errno\":\"%s\",\"elapsed_s\":%.6f,\"conn_per_s\":%.1f,"
 	    "\"lat_ms\":{\"min\":%.4f,\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f,"
-	    "\"mean\":%.4f},\"linger0\":%s,\"sources\":%d,\"interrupted\":%s}\n",
+	    "\"mean\":%.4f},\"gap_ms_max\":%.4f,\"linger0\":%s,\"sources\":%d,\"interrupted\":%s}\n",
 	    other_errno ? strerror(other_errno) : "", elapsed,
 	    elapsed > 0 ? (double)ok / elapsed : 0.0,
 	    nlat ? (double)lat[0] / 1e6 : 0.0, pct_ms(50), pct_ms(90), pct_ms(99),
 	    nlat ? (double)lat[nlat - 1] / 1e6 : 0.0, nlat ? sum / (double)nlat / 1e6 : 0.0,
-	    linger0 ? "true" : "false", nsrc, interrupted ? "true" : "false");
+	    (double)gap_max_ns / 1e6, linger0 ? "true" : "false", nsrc, interrupted ? "true" : "false");
 	fflush(stdout);
 
 	if (!quiet) {

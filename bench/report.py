@@ -139,6 +139,104 @@ def print_throughput(title, summ, concs, out):
         print(line, file=out)
 
 
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def print_reload_gap(rows, out):
+    """Serving during reloads: each row is reloadgap.py's line for one size."""
+    summ = {}
+    if not rows:
+        return summ
+    print("", file=out)
+    print("Serving during reloads: c=1 connect+read on an unchanged service while porterd "
+          "is reloaded (each SIGHUP changing one other service), against a quiet period of "
+          "the same length just before; gap = longest time between two successive answers",
+          file=out)
+    print("  %-8s %-12s %6s %7s %12s %8s %8s %8s  %s" % (
+        "services", "window", "secs", "conn/s", "longest gap", "p50 ms", "p99 ms", "max ms",
+        "errors"), file=out)
+    for r in sorted(rows, key=lambda r: r["services"]):
+        k = r["services"]
+        q, rl = r["quiet"], r["reloads"]
+        for label, w in (("quiet", q), ("%d reloads" % r["reps"], rl)):
+            print("  %-8s %-12s %6.1f %7s %12s %8s %8s %8s  %s" % (
+                k, label, w["secs"], fmt(w["conn_per_s"], ".0f"),
+                fmt(w["max_gap_ms"], ".1f") + " ms", fmt(w["lat_p50_ms"], ".2f"),
+                fmt(w["lat_p99_ms"], ".2f"), fmt(w["lat_max_ms"], ".1f"),
+                ", ".join("%s %d" % kv for kv in sorted(w["errors"].items())) or "0"),
+                file=out)
+        gap_x = ratio(rl["max_gap_ms"], q["max_gap_ms"])
+        p99_x = ratio(rl["lat_p99_ms"], q["lat_p99_ms"])
+        per = r["per_reload"]
+        print("  %-8s %-12s longest gap x quiet %s, p99 x quiet %s; per reload: longest gap "
+              "%s ms; porterd logged %s ms (SIGHUP to log line %s ms)%s" % (
+                  "", "", fmt(gap_x, ".2f"), fmt(p99_x, ".2f"),
+                  ", ".join(fmt(x["max_gap_ms"], ".1f") for x in per),
+                  ", ".join(fmt(x["logged_ms"], ".0f") for x in per),
+                  ", ".join(fmt(x["hup_to_logged_ms"], ".0f") for x in per),
+                  "" if not r["reloads_not_seen"] else
+                  "; %d reloads not seen in the log" % r["reloads_not_seen"]), file=out)
+        summ[str(k)] = {"quiet": q, "reloads": rl, "per_reload": per,
+                        "max_gap_ratio_to_quiet": gap_x, "p99_ratio_to_quiet": p99_x,
+                        "reps": r["reps"], "slot_s": r["slot_s"],
+                        "reloads_not_seen": r["reloads_not_seen"]}
+    return summ
+
+
+def print_hold(rows, out):
+    """Held connections: holder's line for each N, the skipped N, the idle RSS."""
+    summ = {"runs": {}, "skipped": {}, "idle": None}
+    if not rows:
+        return summ
+    print("", file=out)
+    print("Held connections: N handlers (bench/hold) alive at once, each holding its "
+          "connection, then all released; porterd's own CPU time per connection "
+          "(schedstat ns; utime+stime ticks in brackets) and its RSS", file=out)
+    for r in rows:
+        if r["phase"] == "hold-rss":
+            summ["idle"] = r
+            print("  porterd idle before: %d kB, %d fds" % (r["rss_kb"], r["fds"]), file=out)
+    print("  %6s %6s %7s %9s %10s %11s %18s %9s %9s %9s %9s" % (
+        "N", "held", "open s", "release s", "us/conn in", "us/conn out",
+        "us/conn total", "RSS held", "RSS after", "fds held", "cpu idle"), file=out)
+    for r in rows:
+        if r["phase"] == "hold-skip":
+            summ["skipped"][str(r["n"])] = r["why"]
+            print("  %6d skipped: %s" % (r["n"], r["why"]), file=out)
+            continue
+        if r["phase"] != "hold":
+            continue
+        x, n = r["result"], r["n"]
+        b, h, hi, a = x["before"], x["all_held"], x["held_idle"], x["released"]
+        us = lambda ns: ns / 1e3 / n
+        tick_us = 1e6 / x["clk_tck"]
+        cell = {
+            "held": x["held"], "failed": x["failed"], "failures": x["failures"],
+            "open_s": x["open_s"], "release_s": x["release_s"],
+            "children_left": x["children_left"],
+            "cpu_us_per_conn_open": us(h["cpu_ns"] - b["cpu_ns"]),
+            "cpu_us_per_conn_release": us(a["cpu_ns"] - hi["cpu_ns"]),
+            "cpu_us_per_conn_total": us(a["cpu_ns"] - b["cpu_ns"]),
+            "cpu_ticks_us_per_conn_total": (a["cpu_ticks"] - b["cpu_ticks"]) * tick_us / n,
+            "cpu_ms_while_holding": (hi["cpu_ns"] - h["cpu_ns"]) / 1e6,
+            "rss_kb_before": b["rss_kb"], "rss_kb_held": h["rss_kb"],
+            "rss_kb_released": a["rss_kb"], "fds_held": h["fds"],
+            "fds_released": a["fds"], "hold_s": x["hold_s"],
+        }
+        summ["runs"][str(n)] = cell
+        print("  %6d %6d %7.2f %9.2f %10.1f %11.1f %9.1f (%6.1f) %6d kB %6d kB %9d %6.1f ms%s" % (
+            n, x["held"], x["open_s"], x["release_s"], cell["cpu_us_per_conn_open"],
+            cell["cpu_us_per_conn_release"], cell["cpu_us_per_conn_total"],
+            cell["cpu_ticks_us_per_conn_total"], h["rss_kb"], a["rss_kb"], h["fds"],
+            cell["cpu_ms_while_holding"],
+            "" if x["failed"] == 0 and x["children_left"] <= 0 else
+            "; failed: %s; handlers not reaped: %d" % (
+                ", ".join("%s %d" % kv for kv in sorted(x["failures"].items()) if kv[1]) or "0",
+                max(x["children_left"], 0))), file=out)
+    return summ
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -227,6 +325,7 @@ def main():
     scale_summ = summarize(scale_t) if scale_t else {}
     scale_rss = [r for r in runs if r.get("phase") == "scale-rss"]
     per_service_kb = None
+    per_service_at = {}
     if scale_summ:
         sconcs = sorted({c for per_c in scale_t.values() for c in per_c})
         print("", file=out)
@@ -241,10 +340,13 @@ def main():
                       idle[k]["fds"], idle[k]["start_ms"]), file=out)
         ks = sorted(idle)
         if len(ks) >= 2 and ks[-1] > ks[0]:
-            lo, hi = ks[0], ks[-1]
-            per_service_kb = (idle[hi]["rss_kb"] - idle[lo]["rss_kb"]) / (hi - lo)
-            print("  memory per service: (RSS %d svc - RSS %d svc) / %d = %.2f kB" % (
-                hi, lo, hi - lo, per_service_kb), file=out)
+            lo = ks[0]
+            for hi in ks[1:]:
+                kb = (idle[hi]["rss_kb"] - idle[lo]["rss_kb"]) / (hi - lo)
+                per_service_at[str(hi)] = kb
+                print("  memory per service at %5d: (RSS %d svc - RSS %d svc) / %d = %.2f kB" % (
+                    hi, hi, lo, hi - lo, kb), file=out)
+            per_service_kb = per_service_at[str(ks[-1])]
 
     reload_rows = [r for r in runs if r.get("phase") == "reload"]
     reload_log = [r for r in runs if r.get("phase") == "reload-log"]
@@ -282,6 +384,10 @@ def main():
                       "" if not reload_summ[str(k)]["failed"] else
                       "; %d reps never answered" % reload_summ[str(k)]["failed"]), file=out)
 
+    gap_summ = print_reload_gap([r for r in runs if r.get("phase") == "reload-gap"], out)
+    hold_summ = print_hold([r for r in runs if r.get("phase") in ("hold", "hold-skip", "hold-rss")],
+                           out)
+
     rss_rows = [r for r in runs if r.get("phase") == "rss"]
     if rss_rows:
         print("", file=out)
@@ -297,8 +403,11 @@ def main():
         "throughput": summ,
         "porterd_vs_best_peer": versus_best_peer(main_t, concs),
         "scaling": {"throughput": scale_summ, "rss": scale_rss,
-                    "memory_per_service_kb": per_service_kb},
+                    "memory_per_service_kb": per_service_kb,
+                    "memory_per_service_kb_at": per_service_at},
         "reload": reload_summ,
+        "reload_gap": gap_summ,
+        "hold": hold_summ,
         "rss": rss_rows,
         "runs": runs,
     }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # bench/run.sh: porterd against the floor (the smallest correct fork-per-connection
 # server) and against the inetds that are installed, in interleaved rounds; then
-# porterd alone: scaling with the number of services, reload latency, memory.
+# porterd alone: scaling with the number of services (to 10,000), reload latency,
+# serving during reloads, memory, and thousands of held connections.
 # Measurement only: nothing here passes or fails on a number.
 #
 # usage: bench/run.sh [--quick] [--dynamic] [--rounds N] [--secs S] [--conc "1 8 64"]
 #                     [--only "floor porterd ..."] [--rss-conns N] [--rss-secs S] [--no-scale]
-#                     [--no-reload] [--no-install] [--no-plot]
+#                     [--no-reload] [--no-gap] [--no-hold] [--no-huge] [--scale-sizes "..."]
+#                     [--reload-sizes "..."] [--gap-sizes "..."] [--hold-sizes "..."]
+#                     [--no-install] [--no-plot]
 # See bench/README.
 set -uo pipefail
 
@@ -19,21 +22,24 @@ PORTERD=${PORTERD:-$ROOT/src/porterd}
 RESULTS=$BENCH/results.json
 RAW=$RUN/raw.jsonl
 
-# Defaults: a full run in about ten minutes on two cores.
+# Defaults: a full run in about eleven minutes on two cores.
 ROUNDS=5 SECS=2 CONC="1 8 64" SCALE_CONC="1 8 64" SCALE_ROUNDS=3 RSS_CONNS=100000
-RELOAD_REPS=5 RELOAD_SIZES="10 100 1000" SCALE_SIZES="1 100 1000" RSS_SECS=200
+RELOAD_REPS=5 RELOAD_SIZES="10 100 1000 10000" SCALE_SIZES="1 100 1000 10000" RSS_SECS=200
+GAP_SIZES="1000 10000" GAP_REPS=5 GAP_SLOT=0.5 HOLD_SIZES="1000 5000 10000" HOLD_SECS=1
 HANDLER_KIND=static ONLY="" DO_SCALE=1 DO_RELOAD=1 DO_INSTALL=1 DO_PLOT=1 QUICK=0
+DO_GAP=1 DO_HOLD=1 HUGE=1
 CONN_TIMEOUT=5
 
 usage() {
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ROUNDS=1 SECS=1 SCALE_CONC="8" SCALE_ROUNDS=1 RSS_CONNS=10000
-		RSS_SECS=30 RELOAD_REPS=3 ;;
+		RSS_SECS=30 RELOAD_REPS=3 SCALE_SIZES="1 1000 10000" RELOAD_SIZES="10 1000 10000"
+		GAP_REPS=3 HOLD_SIZES="1000 10000" HOLD_SECS=0.5 ;;
 	--dynamic) HANDLER_KIND=dynamic ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--secs) SECS=$2; shift ;;
@@ -43,6 +49,13 @@ while [ $# -gt 0 ]; do
 	--rss-secs) RSS_SECS=$2; shift ;;
 	--no-scale) DO_SCALE=0 ;;
 	--no-reload) DO_RELOAD=0 ;;
+	--no-gap) DO_GAP=0 ;;
+	--no-hold) DO_HOLD=0 ;;
+	--no-huge) HUGE=0 ;;
+	--scale-sizes) SCALE_SIZES=$2; shift ;;
+	--reload-sizes) RELOAD_SIZES=$2; shift ;;
+	--gap-sizes) GAP_SIZES=$2; shift ;;
+	--hold-sizes) HOLD_SIZES=$2; shift ;;
 	--no-install) DO_INSTALL=0 ;;
 	--no-plot) DO_PLOT=0 ;;
 	-h|--help) usage 0 ;;
@@ -53,6 +66,47 @@ done
 
 say() { printf '%s\n' "$*" >&2; }
 T_START=$(date +%s)
+
+# at_most MAX WORDS...: the numbers among WORDS that are MAX or less.
+at_most() {
+	local max=$1 w out=""
+	shift
+	for w in "$@"; do
+		[ "$w" -le "$max" ] && out+="$w "
+	done
+	printf '%s' "${out% }"
+}
+# --no-huge: nothing above 1,000 services or held connections.
+if [ "$HUGE" = 0 ]; then
+	SCALE_SIZES=$(at_most 1000 $SCALE_SIZES) RELOAD_SIZES=$(at_most 1000 $RELOAD_SIZES)
+	GAP_SIZES=$(at_most 1000 $GAP_SIZES) HOLD_SIZES=$(at_most 1000 $HOLD_SIZES)
+fi
+
+# Descriptors: porterd raises its soft limit to the hard one at start, and needs
+# one per service and then some; holder needs one per held connection. Make the
+# hard limit (only the hard one: the soft limit every contender starts with stays
+# as it was) big enough for the largest size, raising it when root; else
+# leave out the sizes it cannot hold, and say so.
+largest=0
+for w in $SCALE_SIZES $RELOAD_SIZES $GAP_SIZES $HOLD_SIZES; do
+	[ "$w" -gt "$largest" ] && largest=$w
+done
+FD_NEED=$((largest + 1024))
+FD_HARD=$(ulimit -Hn)
+FD_NOTE="hard fd limit $FD_HARD, enough"
+if [ "$FD_HARD" != unlimited ] && [ "$FD_HARD" -lt "$FD_NEED" ]; then
+	if [ "$(id -u)" = 0 ] && ulimit -Hn "$FD_NEED" 2>/dev/null; then
+		FD_NOTE="hard fd limit raised from $FD_HARD to $FD_NEED"
+		FD_HARD=$FD_NEED
+	else
+		fit=$((FD_HARD - 1024))
+		FD_NOTE="hard fd limit $FD_HARD < $FD_NEED and cannot be raised (that needs root with CAP_SYS_RESOURCE):"
+		FD_NOTE+=" sizes above $fit left out"
+		SCALE_SIZES=$(at_most "$fit" $SCALE_SIZES) RELOAD_SIZES=$(at_most "$fit" $RELOAD_SIZES)
+		GAP_SIZES=$(at_most "$fit" $GAP_SIZES) HOLD_SIZES=$(at_most "$fit" $HOLD_SIZES)
+	fi
+fi
+say "$FD_NOTE (largest size $largest)"
 
 # ---- peers: install what is missing (the package scripts cannot start daemons:
 # /usr/sbin/policy-rc.d says no), and unpack openbsd-inetd, which conflicts with
@@ -133,8 +187,9 @@ porterd_dir() {
 	mkdir -p "$dir/sock"
 	printf '[bench]\nlisten = 127.0.0.1:%s\nexec = %s\n' "$port" "$HANDLER" >"$dir/000-bench.conf"
 	for ((i = 1; i <= n; i++)); do
-		printf '[filler%04d]\nlisten = unix:%s/sock/f%04d.sock\nexec = %s\n' \
-		    "$i" "$dir" "$i" "$HANDLER" >"$dir/f$(printf %04d "$i").conf"
+		printf -v f %04d "$i"	# no subshell: 10,000 of them would take seconds
+		printf '[filler%s]\nlisten = unix:%s/sock/f%s.sock\nexec = %s\n' \
+		    "$f" "$dir" "$f" "$HANDLER" >"$dir/f$f.conf"
 	done
 }
 
@@ -239,6 +294,14 @@ stop_pid() {
 }
 
 EXTRA_PIDS=()
+# forget_pid PID: stopped, so never signalled again (10,000 handlers recycle pids fast).
+forget_pid() {
+	local p keep=()
+	for p in "${EXTRA_PIDS[@]}"; do
+		[ "$p" != "$1" ] && keep+=("$p")
+	done
+	EXTRA_PIDS=("${keep[@]}")
+}
 cleanup() {
 	local p
 	for p in "${PID[@]}" "${EXTRA_PIDS[@]}"; do
@@ -297,12 +360,23 @@ record_rss() {	# record_rss LABEL CONNS PID
 }
 
 # ------------------------------------------------------------------ main
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 rm -rf "$RUN"
 mkdir -p "$RUN"
 : >"$RAW"
 setup_peers
 say "building bench tools"
 make -s -C "$BENCH" >"$RUN/make.log" 2>&1 || { cat "$RUN/make.log" >&2; exit 111; }
+# The hold phase's handler and client, with bench/Makefile's compiler and flags.
+BCFLAGS="-O2 -g -Wall -Wextra -std=gnu11"
+for t in holder hold; do
+	[ "$t" = hold ] && static=-static || static=
+	if [ ! -x "$BUILD/$t" ] || [ "$BENCH/$t.c" -nt "$BUILD/$t" ]; then
+		${CC:-cc} $BCFLAGS $static -o "$BUILD/$t" "$BENCH/$t.c" >>"$RUN/make.log" 2>&1 ||
+		    { cat "$RUN/make.log" >&2; exit 111; }
+	fi
+done
 HANDLER=$BUILD/handler-$HANDLER_KIND
 # Measure a snapshot: a rebuild of src/porterd during the run must not switch binaries.
 PORTERD_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
@@ -396,7 +470,7 @@ if [ "$DO_SCALE" = 1 ] && [ -x "$PORTERD" ]; then
 		PID[$name]=$!
 		SPORT[$name]=$port
 		PORT[$name]=$port
-		if t=$("$BUILD/probe" -t 30 "127.0.0.1:$port"); then
+		if t=$("$BUILD/probe" -t 60 "127.0.0.1:$port"); then
 			say "  started $name (pid ${PID[$name]}), answering after $t ms"
 			SC+=("$name")
 			printf '{"phase":"scale-rss","services":%d,"when":"idle","rss_kb":%d,"fds":%d,"start_ms":%s}\n' \
@@ -405,6 +479,7 @@ if [ "$DO_SCALE" = 1 ] && [ -x "$PORTERD" ]; then
 			say "  $name did not start; see $RUN/$name.log"
 		fi
 		port=$((port + 1))
+		[ "$port" = "${PORT[porterd-fork]}" ] && port=$((port + 1))
 	done
 	for ((r = 1; r <= SCALE_ROUNDS; r++)); do
 		for c in $SCALE_CONC; do
@@ -426,34 +501,151 @@ fi
 stop_pid "${PID[floor]}"
 unset "PID[floor]"
 
-if [ "$DO_RELOAD" = 1 ] && [ -x "$PORTERD" ]; then
-	say "reload: SIGHUP to a new service answering, with {$RELOAD_SIZES} services loaded"
-	for k in $RELOAD_SIZES; do
+# has_word WORD WORDS...
+has_word() {
+	local w=$1
+	shift
+	[[ " $* " == *" $w "* ]]
+}
+
+# Reload latency (RELOAD_SIZES), then serving during reloads (GAP_SIZES), on the
+# same porterd for a size that is in both lists.
+RG_SIZES=""
+[ "$DO_RELOAD" = 1 ] && RG_SIZES+=" $RELOAD_SIZES"
+[ "$DO_GAP" = 1 ] && RG_SIZES+=" $GAP_SIZES"
+RG_SIZES=$(tr ' ' '\n' <<<"$RG_SIZES" | sed '/^$/d' | sort -n -u | tr '\n' ' ')
+if [ -n "${RG_SIZES// /}" ] && [ -x "$PORTERD" ]; then
+	[ "$DO_RELOAD" = 1 ] &&
+	    say "reload: SIGHUP to a new service answering, with {$RELOAD_SIZES} services loaded"
+	[ "$DO_GAP" = 1 ] &&
+	    say "reload-gap: c=1 on an unchanged service through $GAP_REPS reloads, with {$GAP_SIZES} services loaded"
+	for k in $RG_SIZES; do
 		dir=$RUN/reload-$k.d
 		porterd_dir "$dir" 20020 $((k - 1))
 		"$PORTERD" -f -d "$dir" </dev/null >"$RUN/reload-$k.log" 2>&1 &
 		rpid=$!
 		EXTRA_PIDS+=("$rpid")
-		if ! "$BUILD/probe" -t 30 127.0.0.1:20020 >/dev/null; then
+		if ! "$BUILD/probe" -t 60 127.0.0.1:20020 >/dev/null; then
 			say "  porterd with $k services did not start; see $RUN/reload-$k.log"
 			stop_pid "$rpid"
+			forget_pid "$rpid"
 			continue
 		fi
-		for ((i = 1; i <= RELOAD_REPS; i++)); do
-			printf '[zz-new]\nlisten = 127.0.0.1:20021\nexec = %s\n' "$HANDLER" >"$dir/zz-new.conf"
-			read -r add listening < <("$BUILD/probe" -H "$rpid" -c -t 30 -i 200 \
-			    127.0.0.1:20021 || echo null null)
-			rm -f "$dir/zz-new.conf"
-			del=$("$BUILD/probe" -H "$rpid" -g -t 30 -i 200 127.0.0.1:20021) || del=null
-			printf '{"phase":"reload","services":%d,"rep":%d,"add_ms":%s,"add_listening_ms":%s,"remove_ms":%s}\n' \
-			    "$k" "$i" "$add" "$listening" "$del" >>"$RAW"
-			say "  reload $k services, rep $i: new service listening after $listening ms, answering after $add ms; removed service refusing after $del ms"
-		done
-		# porterd's own account of each reload ("reloaded N services in X ms").
-		sed -n 's/.*reloaded \([0-9]*\) services\{0,1\} in \([0-9]*\) ms.*/{"phase":"reload-log","services":\1,"ms":\2}/p' \
-		    "$RUN/reload-$k.log" >>"$RAW"
+		if [ "$DO_RELOAD" = 1 ] && has_word "$k" $RELOAD_SIZES; then
+			for ((i = 1; i <= RELOAD_REPS; i++)); do
+				printf '[zz-new]\nlisten = 127.0.0.1:20021\nexec = %s\n' "$HANDLER" >"$dir/zz-new.conf"
+				read -r add listening < <("$BUILD/probe" -H "$rpid" -c -t 30 -i 200 \
+				    127.0.0.1:20021 || echo null null)
+				rm -f "$dir/zz-new.conf"
+				del=$("$BUILD/probe" -H "$rpid" -g -t 30 -i 200 127.0.0.1:20021) || del=null
+				printf '{"phase":"reload","services":%d,"rep":%d,"add_ms":%s,"add_listening_ms":%s,"remove_ms":%s}\n' \
+				    "$k" "$i" "$add" "$listening" "$del" >>"$RAW"
+				say "  reload $k services, rep $i: new service listening after $listening ms, answering after $add ms; removed service refusing after $del ms"
+			done
+			# porterd's own account of each reload ("reloaded N services in X ms"),
+			# read before the reload-gap reloads add theirs.
+			sed -n 's/.*reloaded \([0-9]*\) services\{0,1\} in \([0-9]*\) ms.*/{"phase":"reload-log","services":\1,"ms":\2}/p' \
+			    "$RUN/reload-$k.log" >>"$RAW"
+		fi
+		if [ "$DO_GAP" = 1 ] && has_word "$k" $GAP_SIZES; then
+			# The changed service: a filler in the middle (or the bench service
+			# itself when there is no filler, which then measures its own reload).
+			printf -v f %04d $(( (k + 1) / 2 ))
+			conf=$dir/f$f.conf
+			[ -f "$conf" ] || conf=$dir/000-bench.conf
+			"$PY" "$BENCH/reloadgap.py" --pid "$rpid" --log "$RUN/reload-$k.log" \
+			    --conf "$conf" --target 127.0.0.1:20020 --loadgen "$BUILD/loadgen" \
+			    --trace "$RUN/reload-gap-$k.trace" --services "$k" --reps "$GAP_REPS" \
+			    --min-slot "$GAP_SLOT" >>"$RAW" ||
+			    say "  reload-gap with $k services: incomplete (see above)"
+		fi
 		stop_pid "$rpid"
+		forget_pid "$rpid"
 	done
+fi
+
+# Held connections: N handlers alive at once, all holding their connection, then
+# all released. porterd's CPU time and memory must not depend on N.
+hold_skip() {	# hold_skip N WHY
+	say "  hold: skipping $1 connections: $2"
+	printf '{"phase":"hold-skip","n":%d,"why":"%s"}\n' "$1" "$2" >>"$RAW"
+}
+# The pids.max of our cgroup (v1 or v2), or nothing when there is no such limit.
+cgroup_pids_max() {
+	local path v
+	path=$(sed -n 's/^[0-9]*:pids:\(.*\)/\1/p' /proc/self/cgroup)
+	for f in "/sys/fs/cgroup/pids$path/pids.max" \
+	    "/sys/fs/cgroup$(sed -n 's/^0::\(.*\)/\1/p' /proc/self/cgroup)/pids.max"; do
+		[ -r "$f" ] && v=$(cat "$f") && [ "$v" != max ] && { echo "$v"; return; }
+	done
+}
+if [ "$DO_HOLD" = 1 ] && [ -x "$PORTERD" ] && [ -n "$HOLD_SIZES" ]; then
+	say "hold: {$HOLD_SIZES} connections held at once (handler $BUILD/hold), then released"
+	hmax=0
+	for n in $HOLD_SIZES; do [ "$n" -gt "$hmax" ] && hmax=$n; done
+	dir=$RUN/hold.d
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	printf '[hold]\nlisten = 127.0.0.1:20022\nexec = %s\nmax_children = %d\n' \
+	    "$BUILD/hold" $((hmax + 100)) >"$dir/hold.conf"
+	"$PORTERD" -f -d "$dir" </dev/null >"$RUN/hold.log" 2>&1 &
+	hpid=$!
+	EXTRA_PIDS+=("$hpid")
+	# Ready when one connection is held and released (probe would wait for EOF).
+	ready=0 t_end=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$t_end" ]; do
+		"$BUILD/holder" -n 1 -H 0 -t 2 -p "$hpid" 127.0.0.1:20022 >/dev/null 2>&1 &&
+		    { ready=1; break; }
+		sleep 0.1
+	done
+	if [ "$ready" = 0 ]; then
+		say "  porterd for the hold phase did not start; see $RUN/hold.log"
+	else
+		printf '{"phase":"hold-rss","when":"idle","rss_kb":%d,"fds":%d}\n' \
+		    "$(rss_kb "$hpid")" "$(nfds "$hpid")" >>"$RAW"
+	fi
+	pid_max=$(cat /proc/sys/kernel/pid_max)
+	threads_max=$(cat /proc/sys/kernel/threads-max)
+	cg_max=$(cgroup_pids_max)
+	for n in $HOLD_SIZES; do
+		[ "$ready" = 1 ] || break
+		# Room for n more processes? Count what runs now, plus a margin.
+		procs=$(ls -d /proc/[0-9]* 2>/dev/null | wc -l)
+		threads=$(awk '{split($4, a, "/"); print a[2]}' /proc/loadavg)
+		avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+		if [ $((procs + n + 500)) -gt "$pid_max" ]; then
+			hold_skip "$n" "kernel.pid_max is $pid_max and $procs processes run"
+			continue
+		elif [ $((threads + n + 500)) -gt "$threads_max" ]; then
+			hold_skip "$n" "kernel.threads-max is $threads_max and $threads threads run"
+			continue
+		elif [ -n "$cg_max" ] && [ $((procs + n + 500)) -gt "$cg_max" ]; then
+			hold_skip "$n" "the cgroup's pids.max is $cg_max"
+			continue
+		elif [ "$(id -u)" != 0 ] && [ "$(ulimit -u)" != unlimited ] &&
+		    [ $(( $(ps -U "$(id -u)" --no-headers | wc -l) + n + 100)) -gt "$(ulimit -u)" ]; then
+			hold_skip "$n" "RLIMIT_NPROC (ulimit -u) is $(ulimit -u)"
+			continue
+		elif [ $((n * 256 + 524288)) -gt "$avail_kb" ]; then
+			hold_skip "$n" "MemAvailable is $avail_kb kB, and $n handlers may need $((n / 4)) MB"
+			continue
+		elif [ "$FD_HARD" != unlimited ] && [ $((n + 64)) -gt "$FD_HARD" ]; then
+			hold_skip "$n" "the hard fd limit is $FD_HARD"
+			continue
+		fi
+		# Bounded: at most 120 s to open them all, and 120 s for the release.
+		out=$("$BUILD/holder" -n "$n" -c 128 -H "$HOLD_SECS" -t 120 -p "$hpid" \
+		    127.0.0.1:20022 2>"$RUN/holder.err")
+		sed 's/^/  hold   /' "$RUN/holder.err" >&2
+		if [ -n "$out" ]; then
+			printf '{"phase":"hold","n":%d,"result":%s}\n' "$n" "$out" >>"$RAW"
+		else
+			say "  holder failed"
+		fi
+		sleep 0.5
+	done
+	stop_pid "$hpid"
+	forget_pid "$hpid"
 fi
 
 # ---- the report
@@ -466,12 +658,14 @@ for name in $ALL; do
 		printf '%s\tnot run: %s\n' "$name" "${MISSING[$name]}" >>"$HOWJSON"
 	fi
 done
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 "$PY" "$BENCH/report.py" --raw "$RAW" --how "$HOWJSON" --out "$RESULTS" \
     --dat "$RUN/throughput.dat" --meta "handler=$HANDLER_KIND" "rounds=$ROUNDS" "secs=$SECS" \
     "conc=$CONC" "quick=$QUICK" "scale_rounds=$SCALE_ROUNDS" "scale_conc=$SCALE_CONC" \
     "rss_conns=$RSS_CONNS" "porterd=$PORTERD" "nproc=$(nproc)" \
+    "scale_sizes=$SCALE_SIZES" "reload_sizes=$RELOAD_SIZES" "reload_reps=$RELOAD_REPS" \
+    "gap_sizes=$GAP_SIZES" "gap_reps=$GAP_REPS" "hold_sizes=$HOLD_SIZES" "hold_secs=$HOLD_SECS" \
+    "fd_limit=$FD_NOTE" "pid_max=$(cat /proc/sys/kernel/pid_max)" \
+    "mem_total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
     "sched_autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
     "porterd_commit=$PORTERD_COMMIT" "porterd_src=${PORTERD_SRC:-$PORTERD}" \
     "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" "duration_s=$(( $(date +%s) - T_START ))"

@@ -47,13 +47,27 @@ unix_clear_stale(const struct addr *a, const char **why)
 }
 
 static int
-unix_set_owner(const struct listener *l, const struct service *s, const char **why)
+unix_set_owner(struct listener *l, const struct service *s, const char **why)
 {
 	if (s->socket_owner && chown(unix_path(&l->addr), s->socket_uid, s->socket_gid) < 0)
 		return *why = strerror(errno), -1;
 	if (chmod(unix_path(&l->addr), s->socket_mode) < 0)
 		return *why = strerror(errno), -1;
+	l->perms.applied = 1;
+	l->perms.owner = s->socket_owner;
+	l->perms.uid = s->socket_uid;
+	l->perms.gid = s->socket_gid;
+	l->perms.mode = s->socket_mode;
 	return 0;
+}
+
+/* What the service asks of the socket file is what was last applied to it. */
+static int
+unix_owner_same(const struct listener *l, const struct service *s)
+{
+	return l->perms.applied && l->perms.owner == s->socket_owner &&
+	    l->perms.mode == s->socket_mode && (!s->socket_owner ||
+	    (l->perms.uid == s->socket_uid && l->perms.gid == s->socket_gid));
 }
 
 /*
@@ -327,7 +341,7 @@ listener_update(struct listener *l, const struct service *s, char *err, size_t e
 		why = strerror(errno);
 	/* An adopted socket's owner and mode are its unit's. */
 	if (why == NULL && (l->addr.family != AF_UNIX || l->adopted ||
-	    unix_set_owner(l, s, &why) == 0))
+	    unix_owner_same(l, s) || unix_set_owner(l, s, &why) == 0))
 		return 0;
 	addr_format(&s->listen, text, sizeof(text));
 	snprintf(err, errlen, "listen %s: %s", text, why);

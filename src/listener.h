@@ -21,6 +21,12 @@ struct listener {
 	int		 adopted;	/* passed by systemd (LISTEN_FDS), not opened here */
 	int		 blocking;	/* as porterd last set it: a wait service's socket */
 	int		 backlog;	/* as last given to listen() */
+	struct {			/* a unix socket file's, as last applied */
+		int	 applied, owner;
+		uid_t	 uid;
+		gid_t	 gid;
+		mode_t	 mode;
+	}		 perms;
 	unsigned	 in_use;	/* table_retire's mark: the next table uses it */
 	int		 watched;	/* in the loop's epoll set (see watch.h) */
 	size_t		 watch_idx;	/* its slot in the running table, while watched */
