@@ -57,6 +57,7 @@ children_add(pid_t pid, struct svc_state *st, struct listener *wait_lst)
 	tab[i].st = st;
 	st->refs++;
 	tab[i].wait_lst = wait_lst != NULL ? listener_ref(wait_lst) : NULL;
+	tab[i].tls_fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &tab[i].started);
 	count++;
 	return &tab[i];

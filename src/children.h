@@ -31,6 +31,8 @@ struct child {
 	long long		 deadline_ms;	/* timeout: SIGTERM then; 0: none */
 	long long		 kill_ms;	/* SIGKILL then, once SIGTERM went; 0: not yet */
 	char			 peer[48];	/* -v: the client, for the exit line */
+	int			 tls_fd;	/* a TLS relay's report pipe; -1: none */
+	int			 no_handler;	/* a TLS relay that started none: no exit to count */
 };
 
 /*

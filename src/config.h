@@ -26,8 +26,11 @@ enum builtin {
 	BUILTIN_TCPMUX,
 };
 
-/* Per-connection variables spawn adds after a service's prebuilt environment. */
-#define CONFIG_ENV_SLOTS 8
+/*
+ * Per-connection variables spawn adds after a service's prebuilt environment:
+ * PROTO and four TCP ones, or three with fds = systemd; six SSL_ ones with tls.
+ */
+#define CONFIG_ENV_SLOTS 16
 
 #define CONFIG_DEFAULT_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define CONFIG_DEFAULT_MAX_CHILDREN 256
@@ -38,6 +41,16 @@ struct where {
 	const char	*file;
 	int		 line;
 };
+
+/* A file named by a key (tls_cert, tls_key), and where. */
+struct tls_file {
+	char		*path;
+	struct where	 at;
+};
+
+enum { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRED };
+/* OpenSSL's side of a tls = yes service (tls.h), built when the table is loaded. */
+struct tls_ctx;
 
 struct service {
 	char		*name;
@@ -106,6 +119,19 @@ struct service {
 	unsigned long long memory_max;		/* bytes, per connection; 0: none */
 	unsigned long	 tasks_max;		/* processes, per connection; 0: none */
 	struct where	 memory_max_at, tasks_max_at;	/* line 0: not set */
+	/* tls = yes: a relay between the TLS client and the handler (relay.h). */
+	int		 tls;
+	struct tls_file	*tls_cert, *tls_key;	/* in pairs; pair 0 is the default */
+	size_t		 ntls_cert, ntls_key;
+	char		*tls_client_ca;
+	struct where	 tls_client_ca_at;
+	int		 tls_verify;		/* TLS_VERIFY_* */
+	unsigned	 tls_handshake_timeout;	/* seconds */
+	char		*tls_alpn;		/* as written; NULL: no ALPN */
+	struct where	 tls_alpn_at;
+	struct tls_ctx	*tls_ctx;
+	char	       **tls_warn;		/* "FILE:LINE: warning: ..." (expiry) */
+	size_t		 ntls_warn;
 };
 
 enum { CONFIG_RLIMIT_NOFILE, CONFIG_RLIMIT_AS, CONFIG_RLIMIT_CPU, CONFIG_RLIMIT_NPROC };

@@ -105,6 +105,20 @@ dump_limits(FILE *out, const struct service *s)
 		if (s->tasks_max != 0)
 			fprintf(out, "tasks_max = %lu\n", s->tasks_max);
 	}
+	if (s->tls) {
+		static const char *const verify[] = { "none", "optional", "required" };
+
+		fprintf(out, "tls = yes\n");
+		for (size_t i = 0; i < s->ntls_cert && i < s->ntls_key; i++)
+			fprintf(out, "tls_cert = %s\ntls_key = %s\n", s->tls_cert[i].path,
+			    s->tls_key[i].path);
+		if (s->tls_client_ca != NULL)
+			fprintf(out, "tls_client_ca = %s\n", s->tls_client_ca);
+		fprintf(out, "tls_verify = %s\n", verify[s->tls_verify]);
+		fprintf(out, "tls_handshake_timeout = %u\n", s->tls_handshake_timeout);
+		if (s->tls_alpn != NULL)
+			fprintf(out, "tls_alpn = %s\n", s->tls_alpn);
+	}
 }
 
 /* KEY=VALUE came from porterd's environment through passenv: -T shows the name. */

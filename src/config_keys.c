@@ -19,6 +19,8 @@
 #include "args.h"
 #include "config_raw.h"
 #include "proxy.h"
+#include "tls.h"
+#include "tls_alpn.h"
 
 /* What is being built: the service, and where each key was last given. */
 #define BUILD_KEYS 64
@@ -28,6 +30,8 @@ struct build {
 	struct where		 set_at[BUILD_KEYS];	/* per key; line 0 = not given */
 	int			 own[BUILD_KEYS];	/* given in the service's own section */
 	int			 cur_own;	/* the entry being applied is the service's own */
+	const struct where	*cur_at;	/* and its line */
+	int			 own_pairs;	/* an own tls_cert/tls_key replaced inherited pairs */
 	char			*args;		/* args as written, split at the end */
 };
 
@@ -624,11 +628,110 @@ set_tasks_max(struct build *b, const char *v, const char **why)
 	return 0;
 }
 
+static int
+set_tls(struct build *b, const char *v, const char **why)
+{
+	if (parse_bool(v, &b->svc->tls) < 0)
+		return *why = "expected yes or no", -1;
+	return 0;
+}
+
+static void
+tls_files_free(struct tls_file *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(f[i].path);
+	free(f);
+}
+
+/* The pairs of a service's own section replace the inherited ones, all of them. */
+static int
+add_tls_file(struct build *b, int cert, const char *v, const char **why)
+{
+	struct service *s = b->svc;
+	struct tls_file **list = cert ? &s->tls_cert : &s->tls_key;
+	size_t *n = cert ? &s->ntls_cert : &s->ntls_key;
+
+	if (v[0] != '/')
+		return *why = "must be an absolute path", -1;
+	if (b->cur_own && !b->own_pairs) {
+		tls_files_free(s->tls_cert, s->ntls_cert);
+		tls_files_free(s->tls_key, s->ntls_key);
+		s->tls_cert = s->tls_key = NULL;
+		s->ntls_cert = s->ntls_key = 0;
+		b->own_pairs = 1;
+	}
+	if ((*list = realloc(*list, (*n + 1) * sizeof(**list))) == NULL)
+		abort();
+	(*list)[*n].path = config_strdup(v);
+	(*list)[*n].at = *b->cur_at;
+	(*n)++;
+	return 0;
+}
+
+static int
+set_tls_cert(struct build *b, const char *v, const char **why)
+{
+	return add_tls_file(b, 1, v, why);
+}
+
+static int
+set_tls_key(struct build *b, const char *v, const char **why)
+{
+	return add_tls_file(b, 0, v, why);
+}
+
+static int
+set_tls_client_ca(struct build *b, const char *v, const char **why)
+{
+	if (v[0] != '/')
+		return *why = "must be an absolute path", -1;
+	free(b->svc->tls_client_ca);
+	b->svc->tls_client_ca = config_strdup(v);
+	b->svc->tls_client_ca_at = *b->cur_at;
+	return 0;
+}
+
+static int
+set_tls_verify(struct build *b, const char *v, const char **why)
+{
+	if (strcmp(v, "none") == 0)
+		b->svc->tls_verify = TLS_VERIFY_NONE;
+	else if (strcmp(v, "optional") == 0)
+		b->svc->tls_verify = TLS_VERIFY_OPTIONAL;
+	else if (strcmp(v, "required") == 0)
+		b->svc->tls_verify = TLS_VERIFY_REQUIRED;
+	else
+		return *why = "expected none, optional or required", -1;
+	return 0;
+}
+
+static int
+set_tls_handshake_timeout(struct build *b, const char *v, const char **why)
+{
+	return set_uint_key(&b->svc->tls_handshake_timeout, v, 1, 3600, why,
+	    "expected seconds, 1 to 3600");
+}
+
+static int
+set_tls_alpn(struct build *b, const char *v, const char **why)
+{
+	unsigned char wire[TLS_ALPN_MAX];
+
+	if (tls_alpn_parse(v, wire, why) < 0)
+		return -1;
+	free(b->svc->tls_alpn);
+	b->svc->tls_alpn = config_strdup(v);
+	b->svc->tls_alpn_at = *b->cur_at;
+	return 0;
+}
+
 static const char *const reserved_env[] = {
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO", "IPCLOCALPATH",
 	"IPCREMOTEEUID", "IPCREMOTEEGID", "PORTERD_SERVICE", "LISTEN_FDS", "LISTEN_PID",
-	"LISTEN_FDNAMES",
+	"LISTEN_FDNAMES", "SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI_SERVERNAME",
+	"SSL_PEER_CERT_HASH", "SSL_PEER_CERT_SUBJECT", "SSL_ALPN",
 };
 
 static int
@@ -756,6 +859,13 @@ static const struct key keys[] = {
 	{ "shutdown", set_shutdown, 0, 0 },
 	{ "memory_max", set_memory_max, 0, 0 },
 	{ "tasks_max", set_tasks_max, 0, 0 },
+	{ "tls", set_tls, 0, 0 },
+	{ "tls_cert", set_tls_cert, 1, 0 },
+	{ "tls_key", set_tls_key, 1, 0 },
+	{ "tls_client_ca", set_tls_client_ca, 0, 0 },
+	{ "tls_verify", set_tls_verify, 0, 0 },
+	{ "tls_handshake_timeout", set_tls_handshake_timeout, 0, 0 },
+	{ "tls_alpn", set_tls_alpn, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= BUILD_KEYS, "struct build holds BUILD_KEYS keys");
@@ -838,6 +948,7 @@ apply_entries(struct build *b, const struct section *sec, int own,
 		}
 		seen[idx] = 1;
 		b->cur_own = own;
+		b->cur_at = &e->at;
 		if (k->set(b, value, &why) < 0)
 			config_error(errs, &e->at, "%s = %s: %s", e->key, e->value, why);
 		if (!e->cont) {
@@ -869,6 +980,54 @@ refuse_own_keys(struct build *b, const char *const *names, const char *why)
 		if (b->own[idx] && b->set_at[idx].line != 0)
 			config_error(b->errs, &b->set_at[idx], "%s %s", *names, why);
 	}
+}
+
+static const char *const tls_keys[] = { "tls_cert", "tls_key", "tls_client_ca", "tls_verify",
+	"tls_handshake_timeout", "tls_alpn", NULL };
+
+/* tls = yes: where it applies, its pairs, its files (read now, as root). */
+static void
+finish_tls(struct build *b)
+{
+	struct service *s = b->svc;
+	const struct where *at = key_at(b, "tls");
+
+	if (!s->tls) {
+		refuse_own_keys(b, tls_keys, "applies with tls = yes");
+		/* Inherited from [defaults], of no use here: -T must not show them. */
+		tls_files_free(s->tls_cert, s->ntls_cert);
+		tls_files_free(s->tls_key, s->ntls_key);
+		s->tls_cert = s->tls_key = NULL;
+		s->ntls_cert = s->ntls_key = 0;
+		free(s->tls_client_ca);
+		free(s->tls_alpn);
+		s->tls_client_ca = s->tls_alpn = NULL;
+		return;
+	}
+	if (s->socktype != SOCK_STREAM || s->wait || s->listen.family == AF_UNIX ||
+	    s->builtin != BUILTIN_NONE || s->tcpmux != NULL) {
+		config_error(b->errs, at, "tls applies to tcp services with exec and wait = no "
+		    "on an IP address (not builtin, not tcpmux)");
+		return;
+	}
+	if (s->tls_verify < 0)
+		s->tls_verify = s->tls_client_ca != NULL ? TLS_VERIFY_REQUIRED : TLS_VERIFY_NONE;
+	else if (s->tls_verify != TLS_VERIFY_NONE && s->tls_client_ca == NULL)
+		config_error(b->errs, key_at(b, "tls_verify"), "tls_verify = %s needs "
+		    "tls_client_ca, the CAs client certificates are checked against",
+		    s->tls_verify == TLS_VERIFY_OPTIONAL ? "optional" : "required");
+	if (s->ntls_cert == 0 && s->ntls_key == 0) {
+		config_error(b->errs, at, "tls = yes needs a certificate: tls_cert and tls_key");
+		return;
+	}
+	for (size_t i = s->ntls_key; i < s->ntls_cert; i++)
+		config_error(b->errs, &s->tls_cert[i].at, "tls_cert = %s has no tls_key to "
+		    "pair with (they pair in order)", s->tls_cert[i].path);
+	for (size_t i = s->ntls_cert; i < s->ntls_key; i++)
+		config_error(b->errs, &s->tls_key[i].at, "tls_key = %s has no tls_cert to "
+		    "pair with (they pair in order)", s->tls_key[i].path);
+	if (s->ntls_cert == s->ntls_key)
+		tls_build(s, b->errs);
 }
 
 /* Finish a service whose keys are all applied: defaults, cross-key rules, argv, env. */
@@ -1012,6 +1171,7 @@ finish_service(struct build *b, const struct section *sec)
 		s->source_rate.secs = 1;
 	}
 	s->limits_source = s->max_per_source != 0 || s->source_rate.n != 0;
+	finish_tls(b);
 
 	/* Privileges: resolve everything now; the child only makes system calls. */
 	if (s->set_user || s->set_group) {
@@ -1109,6 +1269,8 @@ service_init(struct service *s, const struct section *sec)
 	s->umask = -1;
 	s->no_new_privs = 1;
 	s->contain = 1;
+	s->tls_verify = -1;
+	s->tls_handshake_timeout = 10;
 }
 
 void
@@ -1126,6 +1288,14 @@ config_service_free(struct service *s)
 	free(s->tcpmux);
 	free(s->passenv);
 	acl_free(&s->proxy_from);
+	tls_files_free(s->tls_cert, s->ntls_cert);
+	tls_files_free(s->tls_key, s->ntls_key);
+	free(s->tls_client_ca);
+	free(s->tls_alpn);
+	tls_free(s->tls_ctx);
+	for (size_t i = 0; i < s->ntls_warn; i++)
+		free(s->tls_warn[i]);
+	free(s->tls_warn);
 	acl_free(&s->allow);
 	acl_free(&s->deny);
 	if (s->envp != NULL)

@@ -53,6 +53,12 @@ const char *config_keep_file(struct config *cf, const char *path);
  * before a byte of it is read.
  */
 #define CONFIG_FILE_MAX (16 << 20)
+/*
+ * inih reads into a fixed buffer (INI_MAX_LINE, 200 bytes in Debian's build)
+ * and splits longer lines. config_read hands such a line to inih shortened and
+ * keeps its value whole, so a physical line is limited only by this.
+ */
+#define CONFIG_LINE_MAX 65535
 /* After this many errors the sections left are not checked: the table is lost anyway. */
 #define CONFIG_ERRORS_MAX 200
 FILE *config_open(struct raw *raw, const char *path);

@@ -21,6 +21,7 @@ struct reader {
 	int		 key_seen;	/* a key line since the last [section] */
 	size_t		 cont_indent;	/* of the first continuation line after a key */
 	char		*cont_text;	/* that line, dedented by cont_indent */
+	char		*long_value;	/* a value too long for inih's buffer, as inih would give it */
 	struct section	*cur;
 	struct raw	*raw;
 	char		*buf;
@@ -104,6 +105,22 @@ reader_section(struct reader *rd, char *s)
 }
 
 /*
+ * A value as inih gives it: from after the '=' (or ':'), cut at an inline
+ * comment (';' after a blank), without the blanks around it.
+ */
+static char *
+inih_value(char *v)
+{
+	int was_space = 0;
+	char *p;
+
+	for (p = v; *p != '\0' && !(was_space && *p == ';'); p++)
+		was_space = isspace((unsigned char)*p);
+	*p = '\0';
+	return trim(v);
+}
+
+/*
  * inih's line reader. We hand inih one physical line at a time so that its
  * line numbers, and ours, are the file's; and we look at each line first, to
  * catch what inih would silently cut, merge or drop.
@@ -139,20 +156,20 @@ reader_gets(char *str, int num, void *stream)
 	s = rd->buf;
 	if (rd->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3;
-	if (len + 2 > num) {
-		config_error(rd->raw->errs, &at, "line is longer than %d characters", num - 2);
+	if (len > CONFIG_LINE_MAX) {
+		config_error(rd->raw->errs, &at, "line is longer than %d characters", CONFIG_LINE_MAX);
 		goto blank;
 	}
+	rd->long_value = NULL;
 	while (*s == ' ' || *s == '\t')
 		s++;
 	if (*s == '\0' || *s == ';' || *s == '#')
-		goto pass;
+		goto blank;	/* inih would skip it too, however long */
 	if (*s == '[') {
-		char copy[num];
-
-		snprintf(copy, sizeof(copy), "%s", s);
-		reader_section(rd, copy);
-		goto pass;
+		reader_section(rd, s);
+		/* Ours is rd->cur; inih only has to know a section began. */
+		snprintf(str, (size_t)num, "[s]\n");
+		return str;
 	}
 	if (s > rd->buf && rd->key_seen) {
 		/*
@@ -167,7 +184,8 @@ reader_gets(char *str, int num, void *stream)
 		strip = indent < rd->cont_indent ? indent : rd->cont_indent;
 		rd->cont = 1;
 		rd->cont_text = rd->buf + strip;
-		snprintf(str, (size_t)num, "%s\n", rd->buf);
+		/* on_ini_entry takes cont_text: inih needs only the indentation. */
+		snprintf(str, (size_t)num, " c\n");
 		return str;
 	}
 	rd->cont_indent = 0;
@@ -176,7 +194,18 @@ reader_gets(char *str, int num, void *stream)
 		goto blank;
 	}
 	rd->key_seen = 1;
-pass:
+	if ((size_t)len + 2 > (size_t)num) {
+		size_t klen = strcspn(s, "=:");
+
+		if (klen + 4 > (size_t)num) {
+			config_error(rd->raw->errs, &at, "key is longer than %d characters",
+			    num - 4);
+			goto blank;
+		}
+		rd->long_value = inih_value(s + klen + 1);
+		snprintf(str, (size_t)num, "%.*s=v\n", (int)klen, s);
+		return str;
+	}
 	snprintf(str, (size_t)num, "%s\n", s);
 	return str;
 blank:
@@ -197,7 +226,11 @@ on_ini_entry(void *user, const char *section, const char *key, const char *value
 			config_error(rd->raw->errs, &at, "'%s' is outside of any [section]", key);
 		return 1;
 	}
-	section_add(sec, key, rd->cont ? trim_end(rd->cont_text) : value, &at, rd->cont);
+	if (rd->cont)
+		value = trim_end(rd->cont_text);
+	else if (rd->long_value != NULL)
+		value = rd->long_value;
+	section_add(sec, key, value, &at, rd->cont);
 	return 1;
 }
 

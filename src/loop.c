@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "pending.h"
+#include "relay.h"
 #include "report.h"
 #include "spawn.h"
 #include "waitmark.h"
@@ -171,6 +172,10 @@ child_done(struct child *c)
 	}
 	if (c->cg != NULL)
 		cgroup_conn_put(c->cg);
+	if (c->no_handler) {
+		svc_state_unref(c->st);
+		return;
+	}
 	if (WIFSIGNALED(status))
 		c->st->exits_signal++;
 	else if (WEXITSTATUS(status) == 0)
@@ -235,6 +240,42 @@ linger(struct child *c)
 	    (long)c->pgid, WIFEXITED(c->status) ? WEXITSTATUS(c->status) : -1);
 }
 
+/*
+ * What a TLS relay reported: the handshake (counted, and its failure logged
+ * at most once in a while), a truncated client. Returns whether a handler ran.
+ */
+static int
+tls_outcome(struct child *c)
+{
+	struct relay_report r;
+	int ran = 1;
+
+	if (relay_report_read(c->tls_fd, &r) == 0) {
+		if (r.handshake != 0 && r.handshake <= TLS_FAIL_N) {
+			enum tls_fail why = (enum tls_fail)(r.handshake - 1);
+
+			c->st->tls_failed[why]++;
+			log_limited(&c->st->lim_tls, LOG_NOTICE, "%s: TLS handshake failed (%s): %s",
+			    c->st->name, tls_fail_names[why], r.why);
+			ran = 0;
+		} else if (r.no_handler) {
+			c->st->tls_ok++;
+			c->st->failed++;
+			log_limited(&c->st->lim_fail, LOG_ERR, "%s: %s", c->st->name, r.why);
+			ran = 0;
+		} else {
+			c->st->tls_ok++;
+		}
+		if (r.truncated) {
+			c->st->tls_truncated++;
+			log_limited(&c->st->lim_truncated, LOG_INFO, "%s: pid %ld: the client "
+			    "closed without close_notify (truncated)", c->st->name, (long)c->pid);
+		}
+	}
+	close(c->tls_fd);
+	return ran;
+}
+
 static void
 reap(void)
 {
@@ -248,6 +289,11 @@ reap(void)
 		c.reaped = 1;
 		c.status = status;
 		c.reaped_ms = log_now_ms();
+		/* A relay whose handshake failed started no handler: no exit to count. */
+		if (c.tls_fd >= 0) {
+			c.no_handler = !tls_outcome(&c);
+			c.tls_fd = -1;
+		}
 		if (tree_left(&c))
 			linger(&c);
 		else
@@ -322,6 +368,9 @@ reload_once(struct table **tab, const struct config_sources *src, const char *wh
 		reload_done(0);
 		return;
 	}
+	for (size_t i = 0; i < cf->nsvc; i++)
+		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
+			log_warn("%s", cf->svc[i].tls_warn[j]);
 	table_retire(*tab, next);
 	*tab = next;
 	rewatch = 1;
@@ -421,7 +470,7 @@ static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
 
 static void
 track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src,
-    int errfd, const struct conn *conn, struct cg_conn *cg)
+    int errfd, int tlsfd, const struct conn *conn, struct cg_conn *cg)
 {
 	struct child *c = children_add(pid, sl->st, wait_lst);
 
@@ -431,6 +480,10 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		close(errfd);
 	}
 
+	if (c != NULL)
+		c->tls_fd = tlsfd;
+	else if (tlsfd >= 0)
+		close(tlsfd);
 	if (c == NULL) {
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
@@ -823,7 +876,7 @@ serve_wait(const struct slot *sl)
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
 	rewatch = 1;
-	track(sl, pid, sl->lst, NULL, errfd, NULL, cg);
+	track(sl, pid, sl->lst, NULL, errfd, -1, NULL, cg);
 }
 
 /* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
@@ -858,7 +911,7 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 	const struct service *s = sl->svc;
 	struct cg_conn *cg = NULL;
 	char err[512];
-	int errfd = -1;
+	int errfd = -1, tlsfd = -1;
 	pid_t pid;
 
 	sl->st->accepted++;
@@ -872,13 +925,20 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 			spawn_failed(sl, err);
 		}
+	} else if (s->tls) {
+		/*
+		 * The relay, in a process of its own, makes the handshake and starts
+		 * the handler (not contained yet: both stay in porterd's cgroup).
+		 */
+		if ((pid = spawn_relay(s, c, &errfd, &tlsfd, err, sizeof(err))) < 0)
+			spawn_failed(sl, err);
 	} else if ((pid = start_handler(sl, c, &errfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 	}
 	int e = errno;	/* why it failed, past the logging */
 
 	if (pid > 0)
-		track(sl, pid, NULL, src, errfd, c, cg);
+		track(sl, pid, NULL, src, errfd, tlsfd, c, cg);
 	if (log_verbose())
 		log_connection(s, c, pid);
 	errno = e;
@@ -976,6 +1036,7 @@ serve_stream(const struct slot *sl)
 		struct conn c;
 		enum refusal why;
 
+		memset(&c, 0, sizeof(c));
 		c.peerlen = sizeof(c.peer);
 		c.fd = accept4(sl->lst->fd, (struct sockaddr *)&c.peer, &c.peerlen, SOCK_CLOEXEC);
 		if (c.fd < 0) {

@@ -316,6 +316,10 @@ main(int argc, char **argv)
 		status = EXIT_CONFIG;
 		goto out;
 	}
+	/* Certificates close to expiry: said, not refused. */
+	for (size_t i = 0; i < cf->nsvc; i++)
+		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
+			fprintf(stderr, "%s\n", cf->svc[i].tls_warn[j]);
 	if (check) {
 		limits_hint(cf, cgroup_where);
 		if (dump)

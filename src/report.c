@@ -78,13 +78,18 @@ report_status(FILE *out)
 			addr_format(&sl->svc->listen, text, sizeof(text));
 		fprintf(out, "%s %s %s running=%u accepted=%lu failed=%lu refused=acl:%lu,"
 		    "per_source:%lu,source_rate:%lu,rate:%lu,proxy:%lu,loop:%lu,idle:%lu "
-		    "timed_out=%lu exits=ok:%lu,error:%lu,signal:%lu up=%llds", sl->svc->name,
-		    text, state_of(sl, now),		    st->running, st->accepted, st->failed, st->refused[REFUSE_ACL],
-		    st->refused[REFUSE_PER_SOURCE], st->refused[REFUSE_SOURCE_RATE],
-		    st->refused[REFUSE_RATE], st->refused[REFUSE_PROXY], st->refused[REFUSE_LOOP],
-		    st->refused[REFUSE_IDLE], st->timed_out,
-		    st->exits_ok, st->exits_error,
-		    st->exits_signal, (now - st->created_ms) / 1000);
+		    "timed_out=%lu exits=ok:%lu,error:%lu,signal:%lu ", sl->svc->name,
+		    text, state_of(sl, now), st->running, st->accepted, st->failed,
+		    st->refused[REFUSE_ACL], st->refused[REFUSE_PER_SOURCE],
+		    st->refused[REFUSE_SOURCE_RATE], st->refused[REFUSE_RATE],
+		    st->refused[REFUSE_PROXY], st->refused[REFUSE_LOOP], st->refused[REFUSE_IDLE],
+		    st->timed_out, st->exits_ok, st->exits_error, st->exits_signal);
+		if (sl->svc->tls)
+			fprintf(out, "tls=ok:%lu,timeout:%lu,protocol:%lu,certificate:%lu,"
+			    "truncated:%lu ", st->tls_ok, st->tls_failed[TLS_FAIL_TIMEOUT],
+			    st->tls_failed[TLS_FAIL_PROTOCOL], st->tls_failed[TLS_FAIL_CERTIFICATE],
+			    st->tls_truncated);
+		fprintf(out, "up=%llds", (now - st->created_ms) / 1000);
 		if (contained(sl)) {
 			struct cg_usage u;
 
@@ -179,6 +184,25 @@ report_metrics(FILE *out)
 		}
 		free(u);
 	}
+	metric_head(out, "porterd_tls_handshakes_total", "counter",
+	    "TLS handshakes made (tls = yes), counted when the connection ends.");
+	for (size_t i = 0; i < n; i++)
+		if (t->slot[i].svc->tls)
+			fprintf(out, "porterd_tls_handshakes_total{service=\"%s\"} %lu\n",
+			    t->slot[i].svc->name, t->slot[i].st->tls_ok);
+	metric_head(out, "porterd_tls_handshake_failures_total", "counter",
+	    "TLS handshakes that failed, by reason: timeout, protocol, certificate.");
+	for (size_t i = 0; i < n; i++)
+		for (int r = 0; t->slot[i].svc->tls && r < TLS_FAIL_N; r++)
+			fprintf(out, "porterd_tls_handshake_failures_total{service=\"%s\","
+			    "reason=\"%s\"} %lu\n", t->slot[i].svc->name, tls_fail_names[r],
+			    t->slot[i].st->tls_failed[r]);
+	metric_head(out, "porterd_tls_truncated_total", "counter",
+	    "TLS clients that closed without close_notify.");
+	for (size_t i = 0; i < n; i++)
+		if (t->slot[i].svc->tls)
+			fprintf(out, "porterd_tls_truncated_total{service=\"%s\"} %lu\n",
+			    t->slot[i].svc->name, t->slot[i].st->tls_truncated);
 	metric_head(out, "porterd_reloads_total", "counter", "Reloads (SIGHUP), by result.");
 	fprintf(out, "porterd_reloads_total{result=\"ok\"} %lu\n", daemon_stats.reloads_ok);
 	fprintf(out, "porterd_reloads_total{result=\"failed\"} %lu\n",

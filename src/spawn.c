@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "relay.h"
 #include "spawn.h"
 
 static int daemon_sigs[16];
@@ -91,6 +92,9 @@ fill_env(const struct service *s, const struct conn *c)
 	}
 	for (size_t i = 0; i < n; i++)
 		envp[i] = connvar[i];
+	for (size_t i = 0; c->tls_env != NULL && c->tls_env[i] != NULL &&
+	    n < CONFIG_ENV_SLOTS; i++)
+		envp[n++] = c->tls_env[i];
 	envp[n] = NULL;
 }
 
@@ -130,12 +134,8 @@ enum {
 	STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
 };
 
-/*
- * The child between fork and exec: only system calls, in the order that keeps
- * privileges for as long as they are needed and no longer.
- */
-static int
-child_setup(const struct service *s, int fd, int errfd, int keep_fd)
+void
+spawn_reset_signals(void)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -146,7 +146,64 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 		sigaction(daemon_sigs[i], &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setsid() < 0)
+}
+
+/* What needs privileges, after the fds: nice, umask, chroot, the ids, no_new_privs. */
+static int
+sandbox(const struct service *s)
+{
+	if (s->set_nice && setpriority(PRIO_PROCESS, 0, s->nice) < 0)
+		return STEP_NICE;
+	if (s->umask >= 0)
+		umask((mode_t)s->umask);
+	if (s->chroot != NULL && (chroot(s->chroot) < 0 || chdir("/") < 0))
+		return STEP_CHROOT;
+	/*
+	 * Not root: config_load made sure the ids asked for are porterd's own. The
+	 * system calls themselves: glibc's wrappers would try to change the ids of
+	 * every thread of a process this child shares memory with.
+	 */
+	if ((s->set_user || s->set_group) && geteuid() == 0) {
+		if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
+			return STEP_SETGROUPS;
+		if (syscall(SYS_setgid, s->gid) < 0)
+			return STEP_SETGID;
+		if (s->set_user && syscall(SYS_setuid, s->uid) < 0)
+			return STEP_SETUID;
+	}
+	/* Last: no setuid program the handler runs can give back what was dropped. */
+	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && errno != EINVAL)
+		return STEP_NO_NEW_PRIVS;
+	return -1;
+}
+
+int
+spawn_sandbox(const struct service *s, const char **step)
+{
+	int r;
+
+	if (setsid() < 0) {
+		*step = step_names[STEP_SETSID];
+		return -1;
+	}
+	if ((r = sandbox(s)) >= 0) {
+		*step = step_names[r];
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The child between fork and exec: only system calls, in the order that keeps
+ * privileges for as long as they are needed and no longer. The handler of a
+ * TLS relay (relayed) finds the session, the chroot and the ids made already:
+ * it stays in its relay's process group, so that a timeout reaches both.
+ */
+static int
+child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed)
+{
+	spawn_reset_signals();
+	if (!relayed && setsid() < 0)
 		return STEP_SETSID;
 	if (s->fds_systemd) {
 		/*
@@ -189,40 +246,20 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd)
 	if (handler_nofile_set && !s->rlimit[CONFIG_RLIMIT_NOFILE].set &&
 	    setrlimit(RLIMIT_NOFILE, &handler_nofile) < 0)
 		return STEP_RLIMIT;
+	/* A relay's handler: the limits are its own; lowering them needs no privilege. */
 	for (int i = 0; i < 4; i++) {
 		struct rlimit rl = { s->rlimit[i].value, s->rlimit[i].value };
 
 		if (s->rlimit[i].set && setrlimit(config_rlimit_resource[i], &rl) < 0)
 			return STEP_RLIMIT;
 	}
-	if (s->set_nice && setpriority(PRIO_PROCESS, 0, s->nice) < 0)
-		return STEP_NICE;
-	if (s->umask >= 0)
-		umask((mode_t)s->umask);
-	if (s->chroot != NULL && (chroot(s->chroot) < 0 || chdir("/") < 0))
-		return STEP_CHROOT;
-	/*
-	 * Not root: config_load made sure the ids asked for are porterd's own. The
-	 * system calls themselves: glibc's wrappers would try to change the ids of
-	 * every thread of a process this child shares memory with.
-	 */
-	if ((s->set_user || s->set_group) && geteuid() == 0) {
-		if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
-			return STEP_SETGROUPS;
-		if (syscall(SYS_setgid, s->gid) < 0)
-			return STEP_SETGID;
-		if (s->set_user && syscall(SYS_setuid, s->uid) < 0)
-			return STEP_SETUID;
-	}
-	/* Last: no setuid program the handler runs can give back what was dropped. */
-	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && errno != EINVAL)
-		return STEP_NO_NEW_PRIVS;
-	return -1;
+	return relayed ? -1 : sandbox(s);
 }
 
 /* What the child needs, on the parent's stack (shared with a vfork child). */
 struct child_args {
 	const struct service	*s;
+	int			 relayed;	/* the handler of a TLS relay */
 	int			 fd;		/* the connection */
 	int			 errfd;		/* its fd 2, or -1 */
 	int			 pipe_r, pipe_w;	/* exec error report, after fork */
@@ -268,7 +305,7 @@ child_main(void *arg)
 	/* fds = systemd puts the socket on 3: the error pipe must not be there. */
 	if (a->pipe_w == 3)
 		a->pipe_w = fcntl(3, F_DUPFD_CLOEXEC, 4);
-	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w);
+	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w, a->relayed);
 	if (ce.step < 0) {
 		execve(a->s->exec, a->s->argv, a->s->envp);
 		ce.step = STEP_EXEC;
@@ -583,7 +620,8 @@ pid_t
 spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd, char *err,
     size_t errlen)
 {
-	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1, .cgfd = cgfd };
+	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1, .cgfd = cgfd,
+		.relayed = c->relayed };
 	int epipe[2] = { -1, -1 }, status;
 	const char *what;
 	pid_t pid;
@@ -594,14 +632,16 @@ spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errf
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
 	}
-	if (s->stderr_mode == STDERR_LOG) {
+	if (c->relayed) {
+		a.errfd = c->relay_errfd;	/* made by porterd before the relay */
+	} else if (s->stderr_mode == STDERR_LOG) {
 		if (pipe2(epipe, O_CLOEXEC) < 0) {
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			return -1;
 		}
 		a.errfd = epipe[1];
 	}
-	if (s->stderr_mode == STDERR_NULL && (a.errfd = devnull()) < 0) {
+	if (!c->relayed && s->stderr_mode == STDERR_NULL && (a.errfd = devnull()) < 0) {
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
 	}
@@ -644,7 +684,7 @@ spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd
 	pid = fork();
 	if (pid == 0) {
 		/* A child of porterd that never execs: shed every other fd by hand. */
-		if (child_setup(s, fd, -1, -1) >= 0)
+		if (child_setup(s, fd, -1, -1, 0) >= 0)
 			_exit(111);
 		if (fd > 3)
 			close_range(3, (unsigned)fd - 1, 0);
@@ -655,5 +695,93 @@ spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd
 	e = errno;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	errno = e;
+	return pid;
+}
+
+static int
+int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+void
+spawn_close_fds(const int *keep, int n)
+{
+	int k[16], m = 0;
+	unsigned from = 3;
+
+	for (int i = 0; i < n && m < 12; i++)
+		if (keep[i] >= 3)
+			k[m++] = keep[i];
+	/* What spawn_handler starts a handler from: /dev/null and the slots. */
+	if (devnull_fd >= 3)
+		k[m++] = devnull_fd;
+	if (slot_conn >= 3)
+		k[m++] = slot_conn;
+	if (slot_err >= 3)
+		k[m++] = slot_err;
+	qsort(k, (size_t)m, sizeof(*k), int_cmp);
+	for (int i = 0; i < m; i++) {
+		if ((unsigned)k[i] < from)
+			continue;
+		if ((unsigned)k[i] > from)
+			close_range(from, (unsigned)k[i] - 1, 0);
+		from = (unsigned)k[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+}
+
+pid_t
+spawn_relay(const struct service *s, const struct conn *c, int *errfd, int *reportfd,
+    char *err, size_t errlen)
+{
+	int rp[2], ep[2] = { -1, -1 }, herr = -1, e;
+	sigset_t all, saved;
+	pid_t pid;
+
+	*errfd = *reportfd = -1;
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if (s->stderr_mode == STDERR_LOG) {
+		if (pipe2(ep, O_CLOEXEC) < 0) {
+			snprintf(err, errlen, "pipe: %s", strerror(errno));
+			close(rp[0]);
+			close(rp[1]);
+			return -1;
+		}
+		herr = ep[1];
+	} else if (s->stderr_mode == STDERR_NULL && (herr = devnull()) < 0) {
+		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+		close(rp[0]);
+		close(rp[1]);
+		return -1;
+	}
+	/* A fork, not a vfork: the relay runs for the whole connection. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved);
+	pid = fork();
+	if (pid == 0)
+		relay_main(s, c, herr, rp[1]);
+	e = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	close(rp[1]);
+	if (ep[1] >= 0)
+		close(ep[1]);
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(e));
+		close(rp[0]);
+		if (ep[0] >= 0)
+			close(ep[0]);
+		errno = e;
+		return -1;
+	}
+	(void)fcntl(rp[0], F_SETFL, O_NONBLOCK);
+	*reportfd = rp[0];
+	if (ep[0] >= 0) {
+		(void)fcntl(ep[0], F_SETFL, O_NONBLOCK);
+		*errfd = ep[0];
+	}
 	return pid;
 }

@@ -15,6 +15,11 @@ struct conn {
 	struct sockaddr_storage	 local;		/* what the client reached, when known: */
 	socklen_t		 locallen;	/* a specific listen address, a PROXY header; */
 						/* else 0: ask the socket */
+	/* Zero, except for the handler a TLS relay starts (relay.h): */
+	int			 relayed;	/* fd is the relay's socketpair; the relay */
+						/* did setsid, nice, chroot and the ids */
+	int			 relay_errfd;	/* the handler's fd 2; -1: fd (in the TLS stream) */
+	char		* const *tls_env;	/* SSL_ variables, NULL-terminated */
 };
 
 /*
@@ -49,6 +54,25 @@ void spawn_set_daemon_signals(const int *sigs, int n);
  */
 pid_t spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd,
     char *err, size_t errlen);
+
+/*
+ * tls = yes: fork the relay (relay.h) for c, which makes the TLS handshake,
+ * starts the handler and carries the bytes. Returns its pid, or -1 with
+ * "what failed: why" in err. *errfd is as for spawn_handler; *reportfd is the
+ * read end (non-blocking) of the pipe the relay reports its TLS outcome on.
+ */
+pid_t spawn_relay(const struct service *s, const struct conn *c, int *errfd, int *reportfd,
+    char *err, size_t errlen);
+
+/*
+ * In a relay: its own session, then the service's nice, umask, chroot, ids and
+ * no_new_privs, as a handler would have them. 0, or -1 with *step failed.
+ */
+int spawn_sandbox(const struct service *s, const char **step);
+/* In a relay: porterd's signal dispositions back to the defaults, the mask empty. */
+void spawn_reset_signals(void);
+/* In a relay: close every fd from 3 up but keep[0..n) and what spawn_handler needs. */
+void spawn_close_fds(const int *keep, int n);
 
 /*
  * Fork a child of porterd that keeps only c->fd and runs fn on it, with s's ids

@@ -12,6 +12,11 @@ const char *const refusal_names[REFUSE_N] = {
 	[REFUSE_IDLE] = "idle",
 };
 
+const char *const tls_fail_names[TLS_FAIL_N] = {
+	[TLS_FAIL_TIMEOUT] = "timeout", [TLS_FAIL_PROTOCOL] = "protocol",
+	[TLS_FAIL_CERTIFICATE] = "certificate",
+};
+
 void
 svc_state_unref(struct svc_state *st)
 {

@@ -25,6 +25,16 @@ enum refusal {
 };
 extern const char *const refusal_names[REFUSE_N];
 
+/* Why a TLS handshake failed (tls = yes). */
+enum tls_fail {
+	TLS_FAIL_TIMEOUT,	/* not done within tls_handshake_timeout */
+	TLS_FAIL_PROTOCOL,	/* not TLS, no common version, cipher or ALPN, closed */
+	TLS_FAIL_CERTIFICATE,	/* a client certificate missing or not verified, or */
+				/* the client refused ours */
+	TLS_FAIL_N
+};
+extern const char *const tls_fail_names[TLS_FAIL_N];
+
 /* What outlives a reload of a service of the same name. */
 struct svc_state {
 	int		 refs;
@@ -47,6 +57,10 @@ struct svc_state {
 	struct log_limit lim_stderr;
 	struct cg_svc	*cg;		/* its handlers' cgroup; NULL until the first */
 	int		 limits_warned;	/* said once that memory_max/tasks_max cannot apply */
+	unsigned long	 tls_ok;		/* handshakes made */
+	unsigned long	 tls_failed[TLS_FAIL_N];
+	unsigned long	 tls_truncated;		/* clients gone without close_notify */
+	struct log_limit lim_tls, lim_truncated;
 };
 
 struct slot {

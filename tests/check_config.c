@@ -294,6 +294,55 @@ START_TEST(test_continuation_lines)
 }
 END_TEST
 
+/* Lines past inih's 200-byte buffer keep their whole value; only 64 KiB is too long. */
+START_TEST(test_long_lines)
+{
+	char *dir = tmpdir_make(), *text, *huge;
+	char word[1200], cont[600];
+	struct config_errors errs = { NULL, 0 };
+	struct config *cf;
+	const struct service *s;
+
+	memset(word, 'w', sizeof(word) - 1);
+	word[sizeof(word) - 1] = '\0';
+	memset(cont, 'c', sizeof(cont) - 1);
+	cont[sizeof(cont) - 1] = '\0';
+	ck_assert(asprintf(&text,
+	    "[long]\n"
+	    "listen = 127.0.0.1:7021\n"
+	    "exec = /bin/echo\n"
+	    "args = echo %s  ; an inline comment, cut as inih cuts it\n"
+	    "    %s\n"
+	    "env = K=%s;not-a-comment\n", word, cont, word) > 0);
+	write_file(dir, "10-l.conf", text);
+	cf = load_ok(dir);
+	s = find(cf, "long");
+	ck_assert_str_eq(s->argv[1], word);
+	ck_assert_str_eq(s->argv[2], cont);
+	ck_assert_ptr_null(s->argv[3]);
+	ck_assert_int_eq(strlen(env_get(s, "K")), strlen(word) + strlen(";not-a-comment"));
+	config_free(cf);
+	free(text);
+
+	huge = malloc(70000);
+	ck_assert_ptr_nonnull(huge);
+	memset(huge, 'x', 69999);
+	huge[69999] = '\0';
+	ck_assert(asprintf(&text, "[huge]\nlisten = 127.0.0.1:7022\nexec = /bin/echo\n"
+	    "args = %s\n", huge) > 0);
+	write_file(dir, "10-l.conf", text);
+	cf = config_load(&(struct config_sources){ dir, NULL }, &errs, NULL);
+	ck_assert_ptr_null(cf);
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_ptr_nonnull(strstr(errs.msg[0], "10-l.conf:4: line is longer than 65535 "
+	    "characters"));
+	config_errors_free(&errs);
+	free(text);
+	free(huge);
+	tmpdir_remove(dir);
+}
+END_TEST
+
 START_TEST(test_user_only_takes_primary_group)
 {
 	struct passwd *pw = getpwuid(geteuid());
@@ -393,6 +442,7 @@ config_suite(void)
 	tcase_add_test(valid, test_every_key);
 	tcase_add_test(valid, test_defaults_inherited_and_overridden);
 	tcase_add_test(valid, test_continuation_lines);
+	tcase_add_test(valid, test_long_lines);
 	tcase_add_test(valid, test_user_only_takes_primary_group);
 	tcase_add_test(valid, test_empty_and_missing_dir);
 	tcase_add_test(valid, test_dump_round_trip);

@@ -4,7 +4,6 @@
  * leak. A table that loads must load again from its own -T dump, since that
  * is what an admin gets to copy back into services.d.
  */
-#include <ini.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_raw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,45 +46,13 @@ make_dir(char *dir, size_t dirlen, char *path, size_t pathlen, const char *what)
 	snprintf(path, pathlen, "%s/fuzz.conf", dir);
 }
 
-/* inih hands its reader the size of its line buffer: that is what we want to know. */
-static char *
-probe_reader(char *str, int num, void *stream)
-{
-	(void)str;
-	*(int *)stream = num;
-	return NULL;
-}
-
-static int
-probe_handler(void *user, const char *section, const char *name, const char *value)
-{
-	(void)user;
-	(void)section;
-	(void)name;
-	(void)value;
-	return 1;
-}
-
 static void
 setup(void)
 {
-	int num = 0;
-
 	make_dir(in_dir, sizeof(in_dir), in_path, sizeof(in_path), "in");
 	make_dir(dump_dir, sizeof(dump_dir), dump_path, sizeof(dump_path), "dump");
 	atexit(cleanup);
-
-	/*
-	 * Debian's inih takes its line size at run time (ini_max_line), so ask the
-	 * library rather than trust INI_MAX_LINE. config.c's reader refuses a line
-	 * when it and the "\n\0" inih needs after it do not fit in that buffer.
-	 */
-	ini_parse_stream(probe_reader, &num, probe_handler, NULL);
-	if (num < 3) {
-		fprintf(stderr, "fuzz_config: inih line buffer of %d bytes?\n", num);
-		abort();
-	}
-	line_max = (size_t)num - 2;
+	line_max = CONFIG_LINE_MAX;
 }
 
 static void
@@ -138,7 +106,7 @@ check_dump(const struct config *cf)
 	 * config_dump writes each value on one line however long it has grown
 	 * (args joined from continuation lines and quoted, allow/deny lists from
 	 * several lines), while config_load refuses a line that does not fit
-	 * inih's buffer instead of letting inih cut it. Such a dump cannot load
+	 * (CONFIG_LINE_MAX) instead of cutting it. Such a dump cannot load
 	 * by design of the format, so it is no evidence of a bug here.
 	 */
 	if (longest_line(text, len) > line_max) {
