@@ -26,9 +26,16 @@ dump_args(FILE *out, char **argv)
 		q[0] = '\0';
 		args_quote(q, len, argv[i]);
 		fputc(' ', out);
-		/* A newline inside a word goes on over an indented line, as it came in. */
-		for (const char *p = q; *p != '\0'; p++)
+		/*
+		 * A newline inside a word goes on over an indented line, as it came in.
+		 * Such a line must not read as a comment or a [section]: it starts by
+		 * closing and reopening the quote the newline is in ("" adds nothing).
+		 */
+		for (const char *p = q; *p != '\0'; p++) {
 			fputs(*p == '\n' ? "\n    " : (char[]){ *p, '\0' }, out);
+			if (*p == '\n' && (p[1] == '#' || p[1] == '['))
+				fputs("\"\"", out);
+		}
 		free(q);
 	}
 	fputc('\n', out);
