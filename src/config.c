@@ -77,9 +77,7 @@ config_strdup(const char *s)
 const char *
 config_keep_file(struct config *cf, const char *path)
 {
-	cf->files = realloc(cf->files, (cf->nfiles + 1) * sizeof(*cf->files));
-	if (cf->files == NULL)
-		abort();
+	cf->files = config_grow(cf->files, &cf->files_cap, cf->nfiles, sizeof(*cf->files));
 	return cf->files[cf->nfiles++] = config_strdup(path);
 }
 

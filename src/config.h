@@ -141,7 +141,7 @@ struct config {
 	struct service	*svc;
 	size_t		 nsvc;
 	char	       **files;		/* paths the wheres point into */
-	size_t		 nfiles;
+	size_t		 nfiles, files_cap;
 };
 
 struct config_errors {
@@ -163,6 +163,8 @@ struct config_sources {
 struct config *config_load(const struct config_sources *src, struct config_errors *errs,
     FILE *notes);
 void config_free(struct config *cf);
+/* Drop what config_load keeps between loads (the files it read), at exit. */
+void config_read_forget(void);
 void config_errors_free(struct config_errors *errs);
 /* Print the effective table in services.d syntax (-T). */
 void config_dump(const struct config *cf, FILE *out);

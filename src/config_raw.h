@@ -69,7 +69,10 @@ void section_add(struct section *sec, const char *key, const char *value,
     const struct where *at, int cont);
 void raw_free(struct raw *raw);
 
-/* config_read: every *.conf of dir, in lexical order. */
+/*
+ * config_read: every *.conf of dir, in lexical order; a file unchanged since
+ * the last load (same inode, size, mtime and ctime) is taken from a cache.
+ */
 void config_read_dir(struct raw *raw, const char *dir);
 /* inetd_conf: the classic inetd.conf file (-i), one section per line it can serve. */
 void inetd_conf_read(struct raw *raw, const char *path);

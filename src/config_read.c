@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config_raw.h"
 
@@ -281,6 +285,149 @@ by_name(const struct dirent **a, const struct dirent **b)
 }
 
 /*
+ * What the files read last time held, by path: a reload re-reads only the
+ * files that changed (a stat each), since reading 10,000 unchanged files is
+ * most of what such a reload costs. A file is kept only if it read without
+ * an error; its sections are copies, their wheres without a file name.
+ */
+struct cached_file {
+	char		*path;
+	struct stat	 st;
+	struct section	*sec;
+	size_t		 nsec;
+};
+
+#define CACHE_SETTLE_SECS 2
+
+static struct cached_file *cache, *next_cache;
+static size_t ncache, nnext, next_cap;
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void
+sections_copy(struct section *to, const struct section *from, size_t n, const char *file)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&to[i], 0, sizeof(to[i]));
+		to[i].name = config_strdup(from[i].name);
+		to[i].at = from[i].at;
+		to[i].at.file = file;
+		for (size_t j = 0; j < from[i].n; j++) {
+			struct where at = from[i].e[j].at;
+
+			at.file = file;
+			section_add(&to[i], from[i].e[j].key, from[i].e[j].value, &at,
+			    from[i].e[j].cont);
+		}
+	}
+}
+
+static void
+cached_free(struct cached_file *c)
+{
+	for (size_t i = 0; i < c->nsec; i++) {
+		for (size_t j = 0; j < c->sec[i].n; j++) {
+			free(c->sec[i].e[j].key);
+			free(c->sec[i].e[j].value);
+		}
+		free(c->sec[i].e);
+		free(c->sec[i].name);
+	}
+	free(c->sec);
+	free(c->path);
+}
+
+/* Cache entries are in the order read: a load looks at the next one first. */
+static struct cached_file *
+cache_find(const char *path, size_t *hint)
+{
+	for (size_t k = 0; k < ncache; k++) {
+		size_t i = (*hint + k) % ncache;
+
+		if (cache[i].path != NULL && strcmp(cache[i].path, path) == 0) {
+			*hint = i + 1;
+			return &cache[i];
+		}
+	}
+	return NULL;
+}
+
+/* The file's sections into raw from the cache, unless a name is taken by now. */
+static int
+from_cache(struct raw *raw, struct cached_file *c, const char *file)
+{
+	for (size_t i = 0; i < c->nsec; i++)
+		if (raw_find(raw, c->sec[i].name) != NULL)
+			return -1;	/* read it, so that the clash is told as usual */
+	for (size_t i = 0; i < c->nsec; i++) {
+		struct section *sec = raw_section_new(raw, c->sec[i].name, &c->sec[i].at);
+
+		sec->at.file = file;
+		for (size_t j = 0; j < c->sec[i].n; j++) {
+			struct where at = c->sec[i].e[j].at;
+
+			at.file = file;
+			section_add(sec, c->sec[i].e[j].key, c->sec[i].e[j].value, &at,
+			    c->sec[i].e[j].cont);
+		}
+	}
+	return 0;
+}
+
+static void
+cache_keep(struct cached_file *c)
+{
+	if (nnext == next_cap) {
+		next_cap = next_cap ? 2 * next_cap : 64;
+		if ((next_cache = realloc(next_cache, next_cap * sizeof(*next_cache))) == NULL)
+			abort();
+	}
+	next_cache[nnext++] = *c;
+}
+
+/* Read one *.conf, or take it from the cache if it did not change. */
+static void
+read_conf(struct raw *raw, int dirfd, const char *name, const char *path, size_t *hint)
+{
+	const char *file = config_keep_file(raw->cf, path);
+	struct cached_file *old, c;
+	size_t errs = raw->errs->n, first = raw->n;
+	struct stat st;
+
+	memset(&c, 0, sizeof(c));
+	if (fstatat(dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+	    (old = cache_find(path, hint)) != NULL && same_file(&old->st, &st) &&
+	    from_cache(raw, old, file) == 0) {
+		c = *old;
+		memset(old, 0, sizeof(*old));	/* moved to the next cache */
+		cache_keep(&c);
+		return;
+	}
+	read_file(raw, file);
+	/*
+	 * File times are coarse (a few ms): a file changed in the last seconds
+	 * could change again and keep the same times and size. It is read again
+	 * until it is older, as git does with racily clean files.
+	 */
+	if (raw->errs->n != errs || fstatat(dirfd, name, &c.st, 0) < 0 ||
+	    !same_file(&c.st, &st) || time(NULL) - c.st.st_mtim.tv_sec < CACHE_SETTLE_SECS ||
+	    time(NULL) - c.st.st_ctim.tv_sec < CACHE_SETTLE_SECS)
+		return;		/* not kept: read again next time */
+	c.path = config_strdup(path);
+	c.nsec = raw->n - first;
+	if ((c.sec = calloc(c.nsec + 1, sizeof(*c.sec))) == NULL)
+		abort();
+	sections_copy(c.sec, &raw->sec[first], c.nsec, NULL);
+	cache_keep(&c);
+}
+
+/*
  * A *.conf that cannot be read is an error with its reason (a dangling link
  * must not drop a service quietly); other names are skipped, and -t says so.
  */
@@ -288,15 +435,22 @@ void
 config_read_dir(struct raw *raw, const char *dir)
 {
 	struct dirent **names;
-	int n;
+	size_t hint = 0;
+	int n, dirfd;
 
 	n = scandir(dir, &names, NULL, by_name);
-	if (n < 0) {
+	if (n < 0 || (dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		struct where at = { dir, 0 };
 
 		config_error(raw->errs, &at, "%s", strerror(errno));
+		if (n >= 0) {
+			for (int i = 0; i < n; i++)
+				free(names[i]);
+			free(names);
+		}
 		return;
 	}
+	nnext = 0;
 	for (int i = 0; i < n; i++) {
 		const char *name = names[i]->d_name;
 		char *path;
@@ -310,10 +464,29 @@ config_read_dir(struct raw *raw, const char *dir)
 				fprintf(raw->notes, "%s: skipped (%s)\n", path, name[0] == '.' ?
 				    "hidden file" : "not named *.conf");
 		} else {
-			read_file(raw, config_keep_file(raw->cf, path));
+			read_conf(raw, dirfd, name, path, &hint);
 		}
 		free(path);
 		free(names[i]);
 	}
 	free(names);
+	close(dirfd);
+	/* What was not used this time goes; the next load starts from this one's. */
+	for (size_t i = 0; i < ncache; i++)
+		cached_free(&cache[i]);
+	free(cache);
+	cache = next_cache;
+	ncache = nnext;
+	next_cache = NULL;
+	nnext = next_cap = 0;
+}
+
+void
+config_read_forget(void)
+{
+	for (size_t i = 0; i < ncache; i++)
+		cached_free(&cache[i]);
+	free(cache);
+	cache = NULL;
+	ncache = 0;
 }

@@ -397,6 +397,7 @@ main(int argc, char **argv)
 	errlog_flush_all();
 	children_clear();
 	sources_clear();
+	config_read_forget();
 	{
 		size_t left = cgroup_cleanup();
 

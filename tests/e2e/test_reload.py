@@ -102,6 +102,36 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(talk(a), b"A\n")
         self.assertTrue(refused(new), "a socket of the failed reload stayed open")
 
+    def test_a_file_changed_under_the_same_times_is_read_again(self):
+        # Unchanged files are not read again at a reload; a file is, once any
+        # of its inode, size, mtime or ctime changed: here only ctime does.
+        port, other = free_port(), free_port()
+        p = Porterd({"10-a.conf": "[a]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\n"
+                                  "args = echo one\n" % port,
+                     "20-b.conf": "[b]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\n"
+                                  "args = echo bee\n" % other})
+        self.addCleanup(p.cleanup)
+        path = os.path.join(p.confdir, "10-a.conf")
+        old = 1_000_000_000     # long settled: cached after the first reload
+        for name in ("10-a.conf", "20-b.conf"):
+            os.utime(os.path.join(p.confdir, name), (old, old))
+        # A file is cached once its times are 2 s old; utime just moved ctime.
+        wait_until(lambda: time.time() - os.stat(path).st_ctime > 2.2, timeout=5,
+                   what="the files to settle", interval=0.1)
+        p.start()
+        self.assertTrue(p.reload())
+        self.assertTrue(p.reload())
+        self.assertEqual((talk(port), talk(other)), (b"one\n", b"bee\n"))
+        with open(path, "r+") as f:      # same size, same mtime: only ctime moves
+            f.write("[a]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\nargs = echo two\n" % port)
+        os.utime(path, (old, old))
+        self.assertTrue(p.reload())
+        self.assertEqual((talk(port), talk(other)), (b"two\n", b"bee\n"))
+        os.unlink(os.path.join(p.confdir, "20-b.conf"))
+        self.assertTrue(p.reload())
+        self.assertEqual(talk(port), b"two\n")
+        self.assertRaises(OSError, talk, other)
+
     def test_changed_handler_same_socket(self):
         a = free_port()
         p = self.start({"10-a.conf": service("a", a, "one")})
