@@ -6,6 +6,7 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "hash.h"
 
 static int
 parse_port(const char *s, unsigned *port)
@@ -153,20 +154,10 @@ addr_same(const struct addr *a, const struct addr *b)
 	return 0;
 }
 
-static uint64_t
-hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 1099511628211ULL;
-	return h;
-}
-
 uint64_t
 addr_hash(const struct addr *a)
 {
-	uint64_t h = hash_bytes(14695981039346656037ULL, &a->family, sizeof(a->family));
+	uint64_t h = hash_bytes(HASH_INIT, &a->family, sizeof(a->family));
 
 	h = hash_bytes(h, &a->dualstack, sizeof(a->dualstack));
 	switch (a->family) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config_raw.h"
+#include "hash.h"
 
 
 void
@@ -110,21 +111,11 @@ config_open(struct raw *raw, const char *path)
 	return NULL;
 }
 
-static size_t
-name_hash(const char *s)
-{
-	size_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 /* The slot of `name` in the hash: its section's, or the free one where it would go. */
 static size_t *
 by_name_slot(struct raw *raw, const char *name)
 {
-	size_t mask = raw->by_name_cap - 1, i = name_hash(name) & mask;
+	size_t mask = raw->by_name_cap - 1, i = (size_t)hash_string(name) & mask;
 
 	while (raw->by_name[i] != 0 && strcmp(raw->sec[raw->by_name[i] - 1].name, name) != 0)
 		i = (i + 1) & mask;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "log.h"
 #include "table.h"
 
@@ -39,16 +40,6 @@ struct old_index {
 	size_t			 mask;
 };
 
-static uint64_t
-name_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static void
 index_build(struct old_index *ix, const struct table *old)
 {
@@ -66,7 +57,7 @@ index_build(struct old_index *ix, const struct table *old)
 		abort();
 	for (size_t i = 0; i < old->n; i++) {
 		const struct slot *sl = &old->slot[i];
-		size_t h = name_hash(sl->st->name) & ix->mask;
+		size_t h = hash_string(sl->st->name) & ix->mask;
 
 		while (ix->by_name[h] != 0)
 			h = (h + 1) & ix->mask;
@@ -94,7 +85,7 @@ state_for(const struct service *s, const struct old_index *ix)
 	struct svc_state *st;
 
 	if (ix->old != NULL)
-		for (size_t h = name_hash(s->name) & ix->mask; ix->by_name[h] != 0;
+		for (size_t h = hash_string(s->name) & ix->mask; ix->by_name[h] != 0;
 		    h = (h + 1) & ix->mask) {
 			st = ix->old->slot[ix->by_name[h] - 1].st;
 			if (strcmp(st->name, s->name) == 0) {

@@ -1,19 +1,10 @@
+#include "hash.h"
 #include "waitmark.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
-
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 1099511628211ULL;
-	return h;
-}
 
 uint64_t
 waitmark_take(int fd, int socktype)
@@ -31,9 +22,9 @@ waitmark_take(int fd, int socktype)
 		    (struct sockaddr *)&from, &fromlen);
 		if (n < 0)
 			return 0;
-		h = fnv(14695981039346656037ULL, &from, fromlen);
-		h = fnv(h, &n, sizeof(n));
-		h = fnv(h, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head));
+		h = hash_bytes(HASH_INIT, &from, fromlen);
+		h = hash_bytes(h, &n, sizeof(n));
+		h = hash_bytes(h, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head));
 		return h | 1;	/* never 0, even an empty datagram */
 	} else {
 		struct tcp_info ti;
