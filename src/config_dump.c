@@ -12,6 +12,15 @@
 #include "config.h"
 #include "proxy.h"
 
+/* What the reader would not take as the rest of a value: blank, ; or # first, or [. */
+static int
+line_would_vanish(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return *s == '\0' || *s == '\n' || *s == '#' || *s == ';' || *s == '[';
+}
+
 static void
 dump_args(FILE *out, char **argv)
 {
@@ -28,12 +37,12 @@ dump_args(FILE *out, char **argv)
 		fputc(' ', out);
 		/*
 		 * A newline inside a word goes on over an indented line, as it came in.
-		 * Such a line must not read as a comment or a [section]: it starts by
-		 * closing and reopening the quote the newline is in ("" adds nothing).
+		 * Such a line must not read as blank, a comment or a [section]: then
+		 * it starts by closing and reopening the quote the newline is in ("").
 		 */
 		for (const char *p = q; *p != '\0'; p++) {
 			fputs(*p == '\n' ? "\n    " : (char[]){ *p, '\0' }, out);
-			if (*p == '\n' && (p[1] == '#' || p[1] == '['))
+			if (*p == '\n' && line_would_vanish(p + 1))
 				fputs("\"\"", out);
 		}
 		free(q);
