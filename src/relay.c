@@ -24,6 +24,22 @@
 /* After our close_notify and FIN, how long the client has to close too. */
 #define LINGER_MS 1000
 
+/*
+ * A write or close_notify that did not go through: whether OpenSSL only waits
+ * for the socket (and which way, added to *want), rather than the client being gone.
+ */
+static int
+ssl_would_block(SSL *ssl, int ret, short *want)
+{
+	int e = SSL_get_error(ssl, ret);
+
+	if (e == SSL_ERROR_WANT_WRITE)
+		*want |= POLLOUT;
+	else if (e == SSL_ERROR_WANT_READ)
+		*want |= POLLIN;
+	return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ;
+}
+
 static long long
 now_ms(void)
 {
@@ -252,11 +268,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 				to_c.off += (size_t)n;
 				to_c.len -= (size_t)n;
 				progress = 1;
-			} else if ((e = SSL_get_error(ssl, n)) == SSL_ERROR_WANT_WRITE) {
-				want_c |= POLLOUT;
-			} else if (e == SSL_ERROR_WANT_READ) {
-				want_c |= POLLIN;
-			} else {
+			} else if (!ssl_would_block(ssl, n, &want_c)) {
 				c_dead = 1;
 				progress = 1;
 			}
@@ -266,11 +278,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 			if (n >= 0) {
 				notified = 1;
 				progress = 1;
-			} else if ((e = SSL_get_error(ssl, n)) == SSL_ERROR_WANT_WRITE) {
-				want_c |= POLLOUT;
-			} else if (e == SSL_ERROR_WANT_READ) {
-				want_c |= POLLIN;
-			} else {
+			} else if (!ssl_would_block(ssl, n, &want_c)) {
 				c_dead = 1;
 				progress = 1;
 			}

@@ -512,6 +512,21 @@ clone3_missing(int e)
 }
 
 /*
+ * What a clone3 into a cgroup taught: it works here, or this kernel lacks it
+ * and children join their cgroup themselves from now on.
+ */
+static void
+clone3_tried(pid_t pid, int e, struct child_args *a)
+{
+	if (pid >= 0)
+		have_clone3 = 1;
+	else if (have_clone3 == 0 && clone3_missing(e))
+		have_clone3 = -1;
+	if (pid < 0 && have_clone3 < 0)
+		a->join_cg = 1;
+}
+
+/*
  * Start the child; returns its pid once it has exec'd or failed, with a->report
  * telling which (step -1: it exec'd), or -1 with errno and *what failed when
  * there is no child.
@@ -560,12 +575,7 @@ start_child(struct child_args *a, const char **what)
 
 			pid = clone3_on_stack(&ca, child_main, a);
 			e = errno;
-			if (pid >= 0)
-				have_clone3 = 1;
-			else if (have_clone3 == 0 && clone3_missing(e))
-				have_clone3 = -1;
-			if (pid < 0 && have_clone3 < 0)
-				a->join_cg = 1;
+			clone3_tried(pid, e, a);
 		}
 #endif
 		if (a->cgfd < 0 || a->join_cg) {
@@ -589,12 +599,7 @@ start_child(struct child_args *a, const char **what)
 
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 		e = errno;
-		if (pid >= 0)
-			have_clone3 = 1;
-		else if (have_clone3 == 0 && clone3_missing(e))
-			have_clone3 = -1;
-		if (pid < 0 && have_clone3 < 0)
-			a->join_cg = 1;
+		clone3_tried(pid, e, a);
 	}
 	if (a->cgfd < 0 || a->join_cg)
 		pid = fork();
