@@ -17,19 +17,19 @@ slot_of(pid_t pid)
 	return ((size_t)pid * 2654435761u) & (cap - 1);
 }
 
+/* The table at newcap slots (a power of two, more than twice count). */
 static int
-grow_table(void)
+rehash(size_t newcap)
 {
 	struct child *old = tab;
 	size_t oldcap = cap;
 
-	cap = cap ? cap * 2 : 64;
-	if ((tab = calloc(cap, sizeof(*tab))) == NULL) {
+	if ((tab = calloc(newcap, sizeof(*tab))) == NULL) {
 		tab = old;
-		cap = oldcap;
 		errno = ENOMEM;
 		return -1;
 	}
+	cap = newcap;
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].pid != 0) {
 			size_t j = slot_of(old[i].pid);
@@ -40,6 +40,12 @@ grow_table(void)
 		}
 	free(old);
 	return 0;
+}
+
+static int
+grow_table(void)
+{
+	return rehash(cap ? cap * 2 : 64);
 }
 
 struct child *
@@ -108,6 +114,12 @@ children_take(pid_t pid, struct child *out)
 			i = j;
 		}
 	}
+	/*
+	 * Back to a quarter full once it is an eighth full: after 10,000 handlers
+	 * at once, porterd's memory comes back down with them.
+	 */
+	if (cap > 64 && count * 8 < cap)
+		(void)rehash(cap / 2);
 	return 0;
 }
 
