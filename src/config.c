@@ -18,6 +18,7 @@
 
 #include "config_raw.h"
 #include "hash.h"
+#include "tls.h"
 
 
 void
@@ -134,8 +135,9 @@ raw_find(struct raw *raw, const char *name)
 	return *slot != 0 ? &raw->sec[*slot - 1] : NULL;
 }
 
-struct section *
-raw_section_new(struct raw *raw, const char *name, const struct where *at)
+/* A new, empty section named name (not copied) at the end of raw. */
+static struct section *
+raw_append(struct raw *raw, char *name)
 {
 	struct section *sec;
 
@@ -152,10 +154,27 @@ raw_section_new(struct raw *raw, const char *name, const struct where *at)
 	raw->sec = config_grow(raw->sec, &raw->cap, raw->n, sizeof(*sec));
 	sec = &raw->sec[raw->n++];
 	memset(sec, 0, sizeof(*sec));
-	sec->name = config_strdup(name);
-	sec->at = *at;
+	sec->name = name;
 	*by_name_slot(raw, name) = raw->n;
 	return sec;
+}
+
+struct section *
+raw_section_new(struct raw *raw, const char *name, const struct where *at)
+{
+	struct section *sec = raw_append(raw, config_strdup(name));
+
+	sec->at = *at;
+	return sec;
+}
+
+void
+raw_section_lend(struct raw *raw, const struct section *from)
+{
+	struct section *sec = raw_append(raw, from->name);
+
+	*sec = *from;
+	sec->lent = 1;
 }
 
 void
@@ -164,6 +183,8 @@ section_add(struct section *sec, const char *key, const char *value, const struc
 {
 	struct entry *e;
 
+	if (sec->lent)
+		abort();	/* the cache's: read-only */
 	sec->e = config_grow(sec->e, &sec->cap, sec->n, sizeof(*e));
 	e = &sec->e[sec->n++];
 	e->key = config_strdup(key);
@@ -190,6 +211,8 @@ void
 raw_free(struct raw *raw)
 {
 	for (size_t i = 0; i < raw->n; i++) {
+		if (raw->sec[i].lent)
+			continue;
 		for (size_t j = 0; j < raw->sec[i].n; j++) {
 			free(raw->sec[i].e[j].key);
 			free(raw->sec[i].e[j].value);
@@ -318,6 +341,24 @@ errs_sort(struct config_errors *errs)
 	free(o);
 }
 
+int
+config_load_tls(struct config *cf, struct config_errors *errs)
+{
+	size_t before = errs->n;
+
+	for (size_t i = 0; i < cf->nsvc; i++) {
+		struct service *s = &cf->svc[i];
+
+		/* Unpaired files are already an error of their keys. */
+		if (s->tls && s->tls_ctx == NULL && s->ntls_cert > 0 && s->ntls_cert == s->ntls_key)
+			tls_build(s, errs);
+	}
+	if (errs->n == before)
+		return 0;
+	errs_sort(errs);
+	return -1;
+}
+
 struct config *
 config_load(const struct config_sources *src, struct config_errors *errs, FILE *notes)
 {
@@ -353,6 +394,8 @@ config_load(const struct config_sources *src, struct config_errors *errs, FILE *
 		check_tcpmux_names(cf, errs);
 	}
 	raw_free(&raw);
+	if (!src->tls_apart)
+		(void)config_load_tls(cf, errs);
 	if (errs->n > 0) {
 		errs_sort(errs);
 		/* Garbage must not cost a reload seconds and megabytes of messages. */

@@ -152,6 +152,7 @@ struct config_errors {
 struct config_sources {
 	const char	*dir;		/* services.d: every *.conf, in lexical order */
 	const char	*inetd_conf;	/* -i FILE in inetd.conf format, or NULL */
+	int		 tls_apart;	/* leave the TLS contexts to config_load_tls */
 };
 
 /*
@@ -162,6 +163,12 @@ struct config_sources {
  */
 struct config *config_load(const struct config_sources *src, struct config_errors *errs,
     FILE *notes);
+/*
+ * The TLS contexts of cf's tls = yes services, when config_load left them out
+ * (tls_apart: OpenSSL stays on the thread that forks the relays). 0, or -1
+ * with the errors in errs.
+ */
+int config_load_tls(struct config *cf, struct config_errors *errs);
 void config_free(struct config *cf);
 /* Drop what config_load keeps between loads (the files it read), at exit. */
 void config_read_forget(void);

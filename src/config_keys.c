@@ -1026,8 +1026,7 @@ finish_tls(struct build *b)
 	for (size_t i = s->ntls_cert; i < s->ntls_key; i++)
 		config_error(b->errs, &s->tls_key[i].at, "tls_key = %s has no tls_cert to "
 		    "pair with (they pair in order)", s->tls_key[i].path);
-	if (s->ntls_cert == s->ntls_key)
-		tls_build(s, b->errs);
+	/* The contexts are built by config_load_tls, once every service is read. */
 }
 
 /* Finish a service whose keys are all applied: defaults, cross-key rules, argv, env. */

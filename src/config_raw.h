@@ -28,6 +28,7 @@ struct section {
 	struct entry	*e;
 	size_t		 n, cap;
 	int		 from_inetd;	/* a line of the -i file, not a [section] */
+	int		 lent;		/* config_read's cache owns name and entries */
 };
 
 struct raw {
@@ -65,6 +66,12 @@ FILE *config_open(struct raw *raw, const char *path);
 
 struct section *raw_find(struct raw *raw, const char *name);
 struct section *raw_section_new(struct raw *raw, const char *name, const struct where *at);
+/*
+ * from, as it is (nothing copied), as raw's last section: a file that did not
+ * change since the last load lends its sections from config_read's cache, which
+ * outlives raw. A lent section cannot take more entries.
+ */
+void raw_section_lend(struct raw *raw, const struct section *from);
 void section_add(struct section *sec, const char *key, const char *value,
     const struct where *at, int cont);
 void raw_free(struct raw *raw);

@@ -366,16 +366,11 @@ from_cache(struct raw *raw, struct cached_file *c, const char *file)
 		if (raw_find(raw, c->sec[i].name) != NULL)
 			return -1;	/* read it, so that the clash is told as usual */
 	for (size_t i = 0; i < c->nsec; i++) {
-		struct section *sec = raw_section_new(raw, c->sec[i].name, &c->sec[i].at);
-
-		sec->at.file = file;
-		for (size_t j = 0; j < c->sec[i].n; j++) {
-			struct where at = c->sec[i].e[j].at;
-
-			at.file = file;
-			section_add(sec, c->sec[i].e[j].key, c->sec[i].e[j].value, &at,
-			    c->sec[i].e[j].cont);
-		}
+		/* This load's copy of the file name; the last one's goes with its table. */
+		c->sec[i].at.file = file;
+		for (size_t j = 0; j < c->sec[i].n; j++)
+			c->sec[i].e[j].at.file = file;
+		raw_section_lend(raw, &c->sec[i]);
 	}
 	return 0;
 }

@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "notify.h"
 #include "pending.h"
 #include "relay.h"
+#include "reload.h"
 #include "report.h"
 #include "spawn.h"
 #include "waitmark.h"
@@ -34,8 +34,6 @@
 /* Back-off of a listener when the process is out of fds or cannot fork. */
 #define PAUSE_EMFILE_MS 1000
 #define PAUSE_FORK_MS 250
-/* Free heap after a reload above which it goes back to the system. */
-#define RELOAD_TRIM_BYTES (16 << 20)
 /* A wait handler that leaves what woke it: the first pause, and the longest. */
 #define WAIT_SPIN_PAUSE_MS 1000LL
 #define WAIT_SPIN_PAUSE_MAX_MS 60000LL
@@ -84,7 +82,8 @@ loop_init(void)
 	struct sigaction sa;
 	int sigs[NCAUGHT + 1];
 
-	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0 || watch_init() < 0)
+	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0 || watch_init() < 0 ||
+	    reload_init() < 0)
 		return -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -329,29 +328,46 @@ reload_done(int ok)
 	daemon_stats.last_reload_ok = ok;
 }
 
+/* A SIGHUP (or a change of the -i file) while a read is in flight: one more after it. */
+static const char *reload_again;
+
 static void
-reload_once(struct table **tab, const struct config_sources *src, const char *why)
+reload_begin(const struct config_sources *src, const char *why)
 {
-	struct config_errors errs = { NULL, 0 };
-	long long t0 = log_now_ms();
-	struct config *cf;
-	struct table *next;
-	char err[512];
+	struct timespec ts;
+	char state[96];
 
-	{
-		struct timespec ts;
-		char state[96];
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-		notify_send(state);
+	if (reload_busy()) {
+		/* The read in flight may have missed the change: read again after it. */
+		reload_again = why;
+		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	notify_send(state);
 	if (src->inetd_conf != NULL)
 		log_info("reloading %s and %s%s", src->dir, src->inetd_conf, why);
 	else
 		log_info("reloading %s%s", src->dir, why);
-	if ((cf = config_load(src, &errs, NULL)) == NULL) {
+	reload_start(src);
+}
+
+/* The read is done: build the table from it and swap, or keep the running one. */
+static void
+reload_apply(struct table **tab)
+{
+	struct config_errors errs = { NULL, 0 };
+	long long t0 = log_now_ms(), read_ms;
+	struct config *cf = reload_take(&errs, &read_ms);
+	struct table *next;
+	char err[512];
+
+	if (cf != NULL && config_load_tls(cf, &errs) < 0) {
+		config_free(cf);
+		cf = NULL;
+	}
+	if (cf == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_err("%s", errs.msg[i]);
 		log_err("reload failed with %zu error%s; the running configuration is "
@@ -377,7 +393,9 @@ reload_once(struct table **tab, const struct config_sources *src, const char *wh
 	report_table = next;
 	daemon_stats.generation++;
 	reload_done(1);
-	log_info("reloaded %zu service%s in %lld ms", next->n, next->n == 1 ? "" : "s",
+	/* Read beside the serving loop; only the rest held it up. */
+	log_info("reloaded %zu service%s in %lld ms (read %lld ms, applied in %lld ms)",
+	    next->n, next->n == 1 ? "" : "s", read_ms + log_now_ms() - t0, read_ms,
 	    log_now_ms() - t0);
 }
 
@@ -404,18 +422,18 @@ warn_limits(const struct table *t)
 	}
 }
 
-/*
- * A reload builds a whole table beside the running one, and a large or broken
- * configuration may take many megabytes: give them back to the system after,
- * when there is much to give (else the next reload would only fault it in again).
- */
+/* The read is done: apply it, and begin the one asked for meanwhile. */
 static void
-reload(struct table **tab, const struct config_sources *src, const char *why)
+reload_finish(struct table **tab, const struct config_sources *src)
 {
-	reload_once(tab, src, why);
+	const char *again = reload_again;
+
+	reload_apply(tab);
 	warn_limits(*tab);
-	if (mallinfo2().fordblks > RELOAD_TRIM_BYTES)
-		malloc_trim(0);
+	if (again != NULL) {
+		reload_again = NULL;
+		reload_begin(src, again);
+	}
 }
 
 /* SIGUSR1: the status table, a log line each. */
@@ -1348,9 +1366,9 @@ serve_ready(const struct table *t)
 
 /*
  * Our own fds at the head of the poll set: the self-pipe, the listeners, the -i
- * file, the cgroups of lingering trees.
+ * file, the cgroups of lingering trees, the end of a reload's read.
  */
-#define LOOP_FIXED_FDS 4
+#define LOOP_FIXED_FDS 5
 
 void
 loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers)
@@ -1389,6 +1407,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		pfd[2].events = POLLIN;
 		pfd[3].fd = cgroup_fd();
 		pfd[3].events = POLLIN;
+		pfd[4].fd = reload_fd();
+		pfd[4].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
 		/* Before poll: a listener watched again may have nothing new to wake us. */
 		if (ndeferred > 0)
@@ -1424,14 +1444,15 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 			drain_queues(*tab);
 			break;
 		}
-		if (take_signal(SIGHUP)) {
-			reload(tab, src, "");
-			continue;	/* what was ready is looked at again, in the new table */
-		}
+		if (take_signal(SIGHUP))
+			reload_begin(src, "");
 		if (r > 0 && pfd[2].revents != 0 && filewatch_changed(inetd_watch,
-		    src->inetd_conf)) {
-			reload(tab, src, ": it changed");
-			continue;
+		    src->inetd_conf))
+			reload_begin(src, ": it changed");
+		/* pfd[4] is from before a reload that began just now: that one is not done. */
+		if (reload_busy() && r > 0 && pfd[4].fd >= 0 && pfd[4].revents != 0) {
+			reload_finish(tab, src);
+			continue;	/* what was ready is looked at again, in the new table */
 		}
 		if (take_signal(SIGUSR1))
 			status_dump();
@@ -1439,6 +1460,7 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 			serve_ready(*tab);
 		next_pending = pending_run(pending_take, *tab, log_now_ms(), "-Timeout\r\n");
 	}
+	reload_abandon();
 	if (inetd_watch >= 0)
 		close(inetd_watch);
 	free(pfd);

@@ -61,7 +61,7 @@ expect_golden(const char *name)
 
 	ck_assert(asprintf(&dir, "%s/%s", data_dir(), name) > 0);
 	ck_assert(asprintf(&want_path, "%s/expected", dir) > 0);
-	cf = config_load(&(struct config_sources){ dir, NULL }, &errs, NULL);
+	cf = config_load(&(struct config_sources){ .dir = dir }, &errs, NULL);
 	ck_assert_ptr_null(cf);
 	want = read_all(want_path);
 	got = errors_text(&errs, dir);
@@ -96,7 +96,7 @@ static struct config *
 load_ok(const char *dir)
 {
 	struct config_errors errs = { NULL, 0 };
-	struct config *cf = config_load(&(struct config_sources){ dir, NULL }, &errs, NULL);
+	struct config *cf = config_load(&(struct config_sources){ .dir = dir }, &errs, NULL);
 
 	ck_assert_msg(cf != NULL, "unexpected error: %s", errs.n ? errs.msg[0] : "?");
 	return cf;
@@ -331,7 +331,7 @@ START_TEST(test_long_lines)
 	ck_assert(asprintf(&text, "[huge]\nlisten = 127.0.0.1:7022\nexec = /bin/echo\n"
 	    "args = %s\n", huge) > 0);
 	write_file(dir, "10-l.conf", text);
-	cf = config_load(&(struct config_sources){ dir, NULL }, &errs, NULL);
+	cf = config_load(&(struct config_sources){ .dir = dir }, &errs, NULL);
 	ck_assert_ptr_null(cf);
 	ck_assert_uint_eq(errs.n, 1);
 	ck_assert_ptr_nonnull(strstr(errs.msg[0], "10-l.conf:4: line is longer than 65535 "
@@ -374,7 +374,7 @@ START_TEST(test_empty_and_missing_dir)
 	ck_assert_uint_eq(cf->nsvc, 0);
 	config_free(cf);
 	ck_assert(asprintf(&missing, "%s/nope", dir) > 0);
-	ck_assert_ptr_null(config_load(&(struct config_sources){ missing, NULL }, &errs, NULL));
+	ck_assert_ptr_null(config_load(&(struct config_sources){ .dir = missing }, &errs, NULL));
 	ck_assert_uint_eq(errs.n, 1);
 	ck_assert_ptr_nonnull(strstr(errs.msg[0], "nope: No such file or directory"));
 	config_errors_free(&errs);

@@ -22,7 +22,7 @@ conf_from(const char *text)
 	struct config *cf;
 
 	write_file(dir, "t.conf", text);
-	cf = config_load(&(struct config_sources){ dir, NULL }, &errs, NULL);
+	cf = config_load(&(struct config_sources){ .dir = dir }, &errs, NULL);
 	ck_assert_msg(cf != NULL, "config: %s", errs.n ? errs.msg[0] : "?");
 	tmpdir_remove(dir);
 	return cf;

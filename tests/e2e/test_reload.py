@@ -1,12 +1,15 @@
 """End to end: SIGHUP reloads are transactional and keep unchanged sockets."""
 
+import ctypes
+import errno
 import os
+import signal
 import socket
 import threading
 import time
 import unittest
 
-from porterd_test import Porterd, TIMEOUT, free_port, main, talk, wait_until
+from porterd_test import Porterd, TIMEOUT, VALGRIND, free_port, main, talk, wait_until
 
 
 def service(name, port, reply):
@@ -17,6 +20,43 @@ def service(name, port, reply):
 def refused(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+WALL = 0x40000000
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+
+def stop_thread(tid):
+    """Stop one thread of another process (ptrace: the others run on); False if gone."""
+    if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+        if ctypes.get_errno() == errno.ESRCH:
+            return False
+        raise OSError(ctypes.get_errno(), "ptrace seize %d" % tid)
+    if libc.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
+        raise OSError(ctypes.get_errno(), "ptrace interrupt %d" % tid)
+    os.waitpid(tid, WALL)
+    return True
+
+
+def threads(pid):
+    return [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) != pid]
+
+
+def read_done(pid):
+    """Whether porterd's reader has said it is done (the count of its eventfd)."""
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:[eventfd]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("eventfd-count:"):
+                        return int(line.split()[1], 16) != 0
+        except FileNotFoundError:
+            continue
+    raise AssertionError("porterd has no eventfd")
 
 
 class ReloadTest(unittest.TestCase):
@@ -67,6 +107,59 @@ class ReloadTest(unittest.TestCase):
             t.join(timeout=60)
         self.assertEqual(results["bad"], [])
         self.assertGreaterEqual(results["ok"], 20)
+
+    # Under valgrind, one thread at a time runs: stopping one stops all.
+    @unittest.skipIf(VALGRIND, "valgrind runs one thread at a time")
+    def test_the_loop_serves_while_a_reload_reads(self):
+        # A reload reads services.d on a thread of its own. Hold that thread still
+        # (ptrace stops it alone): the running table must go on serving, a second
+        # SIGHUP waits for the first, and both are applied once the read goes on.
+        steady, changed = free_port(), free_port()
+        fillers = {"f%02d.conf" % f: "".join(
+            "[filler%02d%03d]\nlisten = 127.0.0.1:%d\nexec = /bin/true\nenabled = no\n"
+            % (f, i, 30000 + 250 * f + i) for i in range(250)) for f in range(8)}
+        base = dict(fillers, **{"a.conf": service("steady", steady, "steady"),
+                                "b.conf": service("changed", changed, "before")})
+        p = self.start(base)
+        stopped = None
+        for attempt in range(5):
+            done = p.log().count("reloaded ")
+            os.kill(p.pid, signal.SIGHUP)
+            deadline = time.monotonic() + TIMEOUT
+            while stopped is None and time.monotonic() < deadline:
+                for tid in threads(p.pid):
+                    if not stop_thread(tid):
+                        continue
+                    if not read_done(p.pid):
+                        stopped = tid
+                        break
+                    libc.ptrace(PTRACE_DETACH, tid, None, None)    # caught too late
+                if stopped is None and p.log().count("reloaded ") > done:
+                    break       # read before we could catch it: again
+            if stopped is not None:
+                break
+            wait_until(lambda: p.log().count("reloaded ") > done, what="the reload")
+        self.assertIsNotNone(stopped, "never caught the reload's reader thread")
+        detached = False
+        try:
+            log = p.log()
+            self.assertEqual(log.count("reloading "), done + 1)
+            for i in range(3):
+                self.assertEqual(talk(steady), b"steady\n")
+            p.set_services(dict(base, **{"b.conf": service("changed", changed, "after")}))
+            os.kill(p.pid, signal.SIGHUP)
+            self.assertEqual(talk(changed), b"before\n")
+            self.assertEqual(p.log().count("reloaded "), done, "applied before the read ended")
+            libc.ptrace(PTRACE_DETACH, stopped, None, None)
+            detached = True
+        finally:
+            if not detached:
+                libc.ptrace(PTRACE_DETACH, stopped, None, None)
+        # The first reload, then the one asked for meanwhile, which sees the change.
+        p.wait_log("reloaded ", count=done + 2)
+        self.assertEqual(talk(changed), b"after\n")
+        self.assertEqual(p.log().count("reloading "), done + 2)
+        wait_until(lambda: threads(p.pid) == [], what="the reader thread to end")
 
     def test_broken_config_keeps_the_running_table(self):
         a, b = free_port(), free_port()

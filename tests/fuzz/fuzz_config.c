@@ -115,7 +115,7 @@ check_dump(const struct config *cf)
 	}
 
 	write_file(dump_path, text, len);
-	again = config_load(&(struct config_sources){ dump_dir, NULL }, &errs, NULL);
+	again = config_load(&(struct config_sources){ .dir = dump_dir }, &errs, NULL);
 	if (again == NULL) {
 		fprintf(stderr, "fuzz_config: the dump does not load again.\n"
 		    "---- dump ----\n%s---- errors ----\n", text);
@@ -137,7 +137,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (line_max == 0)
 		setup();
 	write_file(in_path, data, size);
-	cf = config_load(&(struct config_sources){ in_dir, NULL }, &errs, NULL);
+	cf = config_load(&(struct config_sources){ .dir = in_dir }, &errs, NULL);
 
 	/* Its contract: a table and no error, or NULL and at least one error to show. */
 	if ((cf == NULL) != (errs.n > 0)) {

@@ -64,7 +64,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct config_errors errs = { NULL, 0 };
-	struct config_sources src = { sd, conf };
+	struct config_sources src = { .dir = sd, .inetd_conf = conf };
 	struct config *cf;
 	FILE *f, *sink;
 
