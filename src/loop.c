@@ -839,19 +839,26 @@ handler_cgroup(const struct slot *sl, int *failed, char *err, size_t errlen)
 	return cg;
 }
 
-/* Start sl's handler on c in a cgroup of its own; the pid, or -1 with err. */
+/*
+ * Start sl's handler on c in a cgroup of its own (with tls, the relay, which
+ * starts the handler: both in the cgroup); the pid, or -1 with err. *tlsfd: the
+ * relay's report pipe.
+ */
 static pid_t
-start_handler(const struct slot *sl, const struct conn *c, int *errfd, struct cg_conn **cg,
-    char *err, size_t errlen)
+start_handler(const struct slot *sl, const struct conn *c, int *errfd, int *tlsfd,
+    struct cg_conn **cg, char *err, size_t errlen)
 {
-	int failed;
+	int failed, cgfd;
 	pid_t pid;
 
-	*errfd = -1;
+	*errfd = *tlsfd = -1;
 	if ((*cg = handler_cgroup(sl, &failed, err, errlen)) == NULL && failed)
 		return -1;
-	pid = spawn_handler(sl->svc, c, *cg != NULL ? cgroup_conn_fd(*cg) : -1, errfd, err,
-	    errlen);
+	cgfd = *cg != NULL ? cgroup_conn_fd(*cg) : -1;
+	if (sl->svc->tls)
+		pid = spawn_relay(sl->svc, c, cgfd, errfd, tlsfd, err, errlen);
+	else
+		pid = spawn_handler(sl->svc, c, cgfd, errfd, err, errlen);
 	if (*cg != NULL)
 		cgroup_conn_started(*cg);
 	if (pid < 0 && *cg != NULL) {
@@ -870,7 +877,7 @@ serve_wait(const struct slot *sl)
 	struct cg_conn *cg;
 	struct conn c = { .fd = sl->lst->fd, .peerlen = 0 };
 	char err[512];
-	int errfd;
+	int errfd, tlsfd;	/* no tls with wait = yes: stays -1 */
 	pid_t pid;
 
 	/* A wait service's rate counts handlers started, not clients. */
@@ -884,7 +891,7 @@ serve_wait(const struct slot *sl)
 	}
 	/* Before the handler can take it. */
 	sl->lst->wait_mark = waitmark_take(sl->lst->fd, sl->lst->socktype);
-	if ((pid = start_handler(sl, &c, &errfd, &cg, err, sizeof(err))) < 0) {
+	if ((pid = start_handler(sl, &c, &errfd, &tlsfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 		drop_pending(sl->lst);
 		pause_listener(sl->lst, PAUSE_FORK_MS);
@@ -943,14 +950,7 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 			snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 			spawn_failed(sl, err);
 		}
-	} else if (s->tls) {
-		/*
-		 * The relay, in a process of its own, makes the handshake and starts
-		 * the handler (not contained yet: both stay in porterd's cgroup).
-		 */
-		if ((pid = spawn_relay(s, c, &errfd, &tlsfd, err, sizeof(err))) < 0)
-			spawn_failed(sl, err);
-	} else if ((pid = start_handler(sl, c, &errfd, &cg, err, sizeof(err))) < 0) {
+	} else if ((pid = start_handler(sl, c, &errfd, &tlsfd, &cg, err, sizeof(err))) < 0) {
 		spawn_failed(sl, err);
 	}
 	int e = errno;	/* why it failed, past the logging */

@@ -351,7 +351,7 @@ exit_as(int status)
 }
 
 void
-relay_main(const struct service *s, const struct conn *c, int errfd, int reportfd)
+relay_main(const struct service *s, const struct conn *c, int cgfd, int errfd, int reportfd)
 {
 	struct relay_report r;
 	int keep[3] = { c->fd, errfd, reportfd }, sp[2], status = 0, unused;
@@ -364,6 +364,17 @@ relay_main(const struct service *s, const struct conn *c, int errfd, int reportf
 	memset(&r, 0, sizeof(r));
 	spawn_reset_signals();
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Into the connection's cgroup while still porterd's ids (a fork cannot be
+	 * born there: clone3 without fork's care for malloc's locks is not safe in
+	 * porterd, which has a reader thread): the handler is then born in it.
+	 */
+	if (cgfd >= 0 && spawn_join_cgroup(cgfd) < 0) {
+		r.no_handler = 1;
+		snprintf(r.why, sizeof(r.why), "relay: cgroup: %s", strerror(errno));
+		finish(reportfd, &r);
+		_exit(111);
+	}
 	/* porterd's listeners, pipes and other clients are none of this process's business. */
 	spawn_close_fds(keep, 3);
 	/*

@@ -20,8 +20,11 @@ struct relay_report {
 	char		 why[256];
 };
 
-/* In the forked child: never returns. errfd: the handler's fd 2, or -1 (the stream). */
-_Noreturn void relay_main(const struct service *s, const struct conn *c, int errfd,
+/*
+ * In the forked child: never returns. cgfd: the connection's cgroup (O_PATH) to
+ * enter first, or -1; errfd: the handler's fd 2, or -1 (the stream).
+ */
+_Noreturn void relay_main(const struct service *s, const struct conn *c, int cgfd, int errfd,
     int reportfd);
 
 /* In porterd, once the relay is reaped: its report. 0, or -1 if it sent none. */

@@ -134,6 +134,22 @@ enum {
 	STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_NO_NEW_PRIVS, STEP_EXEC
 };
 
+int
+spawn_join_cgroup(int cgfd)
+{
+	int fd = openat(cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, "0", 1) != 1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
 void
 spawn_reset_signals(void)
 {
@@ -281,14 +297,9 @@ child_main(void *arg)
 	 * that nothing escapes it. First, while cgfd is still in the table (the
 	 * fd it opens for this comes and goes while porterd waits for the child).
 	 */
-	if (a->join_cg) {
-		int fd = openat(a->cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-
-		if (fd < 0 || write(fd, "0", 1) != 1) {
-			ce.step = STEP_CGROUP;
-			goto fail;
-		}
-		close(fd);
+	if (a->join_cg && spawn_join_cgroup(a->cgfd) < 0) {
+		ce.step = STEP_CGROUP;
+		goto fail;
 	}
 	/*
 	 * Sharing porterd's fd table: make a private one before touching any fd,
@@ -737,8 +748,8 @@ spawn_close_fds(const int *keep, int n)
 }
 
 pid_t
-spawn_relay(const struct service *s, const struct conn *c, int *errfd, int *reportfd,
-    char *err, size_t errlen)
+spawn_relay(const struct service *s, const struct conn *c, int cgfd, int *errfd,
+    int *reportfd, char *err, size_t errlen)
 {
 	int rp[2], ep[2] = { -1, -1 }, herr = -1, e;
 	sigset_t all, saved;
@@ -768,7 +779,7 @@ spawn_relay(const struct service *s, const struct conn *c, int *errfd, int *repo
 	sigprocmask(SIG_BLOCK, &all, &saved);
 	pid = fork();
 	if (pid == 0)
-		relay_main(s, c, herr, rp[1]);
+		relay_main(s, c, cgfd, herr, rp[1]);
 	e = errno;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(rp[1]);

@@ -58,17 +58,23 @@ pid_t spawn_handler(const struct service *s, const struct conn *c, int cgfd, int
 /*
  * tls = yes: fork the relay (relay.h) for c, which makes the TLS handshake,
  * starts the handler and carries the bytes. Returns its pid, or -1 with
- * "what failed: why" in err. *errfd is as for spawn_handler; *reportfd is the
- * read end (non-blocking) of the pipe the relay reports its TLS outcome on.
+ * "what failed: why" in err. cgfd and *errfd are as for spawn_handler (the relay
+ * enters the cgroup, and its handler is born there); *reportfd is the read end
+ * (non-blocking) of the pipe the relay reports its TLS outcome on.
  */
-pid_t spawn_relay(const struct service *s, const struct conn *c, int *errfd, int *reportfd,
-    char *err, size_t errlen);
+pid_t spawn_relay(const struct service *s, const struct conn *c, int cgfd, int *errfd,
+    int *reportfd, char *err, size_t errlen);
 
 /*
  * In a relay: its own session, then the service's nice, umask, chroot, ids and
  * no_new_privs, as a handler would have them. 0, or -1 with *step failed.
  */
 int spawn_sandbox(const struct service *s, const char **step);
+/*
+ * The calling process into the cgroup whose directory cgfd is (the relay; a
+ * handler where clone3 is missing). System calls only. 0, or -1 with errno.
+ */
+int spawn_join_cgroup(int cgfd);
 /* In a relay: porterd's signal dispositions back to the defaults, the mask empty. */
 void spawn_reset_signals(void);
 /* In a relay: close every fd from 3 up but keep[0..n) and what spawn_handler needs. */

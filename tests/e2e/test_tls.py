@@ -17,6 +17,7 @@ import unittest
 
 from porterd_test import (Porterd, TIMEOUT, free_port, main, need_program, need_root,
                           parse_env, wait_until, write_script)
+from test_containment import GRACE, alive, need_cgroups, one_pid
 
 PKI = None
 
@@ -476,6 +477,31 @@ class TlsTest(unittest.TestCase):
         self.assertNotIn("MEM-OPEN", out)
         self.assertNotIn("KEY-READ", out)
         self.assertIn("0 1 2 3 \n", out)   # 3: ls's own directory
+
+    @need_cgroups
+    def test_relay_and_handler_tree_contained_and_ended_by_timeout(self):
+        # The relay enters the connection's cgroup before its handler is born:
+        # a grandchild in a session of its own is in it too, and timeout ends it.
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="porterd-tree.")
+        self.addCleanup(shutil.rmtree, d, True)
+        f = os.path.join(d, "pid")
+        tree = write_script(d, "tree.sh", "#!/bin/sh\n"
+                            "setsid sh -c 'echo $$ > %s; exec sleep 1000' </dev/null "
+                            ">/dev/null 2>&1 &\necho started; exec sleep 1000\n" % f)
+        p = self.start(self.service(port, handler="exec = %s\n" % tree,
+                                    extra="timeout = 1\n"))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        s = client_context().wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(s.close)
+        self.assertEqual(s.recv(100), b"started\n")
+        grandchild = wait_until(lambda: one_pid(f), what="the grandchild's pid")
+        self.addCleanup(lambda: alive(grandchild) and os.kill(grandchild, signal.SIGKILL))
+        with open("/proc/%d/cgroup" % grandchild) as cg:
+            self.assertRegex(cg.read(), r"0::/.*/handlers/t/c\d+\n")
+        wait_until(lambda: not alive(grandchild), timeout=1 + GRACE + 5,
+                   what="the grandchild to be gone")
+        p.wait_log("sent SIGTERM to its cgroup")
 
     def test_stderr_inside_tls_unless_log(self):
         port, port2 = free_port(), free_port()
