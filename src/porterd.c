@@ -250,7 +250,7 @@ main(int argc, char **argv)
 	};
 	const char *dir_arg = PORTERD_SERVICES_DIR;
 	char *dir, *pidfile = NULL, *inetd_conf = NULL, *cgroup_where = NULL;
-	struct config_sources src;
+	struct config_sources src = { .dir = NULL };
 	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
 	unsigned max_handlers = 0;
 	struct config_errors errs = { NULL, 0 };
