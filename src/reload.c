@@ -79,14 +79,11 @@ reload_start(const struct config_sources *src)
 	memset(&rd.errs, 0, sizeof(rd.errs));
 	rd.t0 = log_now_ms();
 	rd.busy = 1;
-	rd.threaded = 0;
-	{
-		/* Signals are the loop's: the reader is never interrupted by one. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rd.threaded = pthread_create(&rd.thread, NULL, reader, NULL) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	/* Signals are the loop's: the reader is never interrupted by one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rd.threaded = pthread_create(&rd.thread, NULL, reader, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!rd.threaded) {
 		load();
 		(void)!write(done_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
