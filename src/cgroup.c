@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -23,13 +25,19 @@
  * Cost, measured on the developers' 6.18 kernel: mkdir + rmdir of a cgroup is
  * about 70 us, against a few hundred for a whole handler start. So an empty
  * connection cgroup goes back to its service's pool, and the next connection
- * reuses it. A pooled cgroup holds no fd (porterd's fds stay what they were
- * before a burst): a connection costs an open and close of its directory for
- * clone3, and one read of cgroup.events when its handler is reaped, some 8 us.
- * Only a tree that outlives its handler is watched (its cgroup.events in an
- * epoll set, EPOLLPRI), so a thousand short connections add nothing to the loop.
+ * reuses it. Opening its directory for clone3 and its cgroup.events when the
+ * handler is reaped costs some 8 us more (kernfs makes an inode at each open),
+ * a fifth of what containment costs porterd for a connection: so up to WARM_MAX
+ * cgroups (and no more than a 64th of the fd limit's worth) keep both open
+ * from one connection to the next ("warm"), and close them once idle for
+ * WARM_IDLE_MS, so that porterd's fds are back to what they were soon after a
+ * burst. Only a tree that outlives its handler is watched (its
+ * cgroup.events in an epoll set, EPOLLPRI), so a thousand short connections
+ * add nothing to the loop.
  */
 #define POOL_MAX 128
+#define WARM_MAX 64
+#define WARM_IDLE_MS 1000
 
 struct cg_svc {
 	char		 name[80];	/* under handlers/ */
@@ -48,6 +56,9 @@ struct cg_conn {
 	unsigned long long memory_max;	/* what memory.max and pids.max hold */
 	unsigned long	 tasks_max;
 	struct cg_conn	*next;		/* in the pool */
+	int		 warm;		/* fd and events stay open between connections */
+	long long	 idle_ms;	/* warm and pooled: since when (monotonic) */
+	struct cg_conn	*older, *newer;	/* warm and pooled: the idle list */
 };
 
 static int active;
@@ -59,6 +70,48 @@ static char base_path[PATH_MAX];
 static char parent_path[PATH_MAX];	/* where BASE was made, when base_made */
 static unsigned long next_conn;
 static size_t nconns;		/* connection cgroups made and not removed */
+static unsigned nwarm;		/* warm cgroups, in use or pooled */
+static unsigned warm_max;	/* WARM_MAX, or less under a small fd limit */
+static struct cg_conn *idle_oldest, *idle_newest;	/* warm and pooled */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+idle_unlink(struct cg_conn *cc)
+{
+	if (cc->older != NULL)
+		cc->older->newer = cc->newer;
+	else if (idle_oldest == cc)
+		idle_oldest = cc->newer;
+	if (cc->newer != NULL)
+		cc->newer->older = cc->older;
+	else if (idle_newest == cc)
+		idle_newest = cc->older;
+	cc->older = cc->newer = NULL;
+}
+
+/* Close what a cgroup keeps open (the epoll set is the caller's business). */
+static void
+conn_close_fds(struct cg_conn *cc)
+{
+	if (cc->events >= 0)
+		close(cc->events);
+	if (cc->fd >= 0)
+		close(cc->fd);
+	cc->events = cc->fd = -1;
+	if (cc->warm) {
+		idle_unlink(cc);
+		cc->warm = 0;
+		nwarm--;
+	}
+}
 
 int
 cgroup_active(void)
@@ -396,6 +449,7 @@ cgroup_setup(const char *where, char *msg, size_t len)
 {
 	char why[PATH_MAX + 128], pid[32];
 	struct statfs sfs;
+	struct rlimit rl;
 	int made_here, move_self;
 
 	active = 0;
@@ -447,6 +501,11 @@ cgroup_setup(const char *where, char *msg, size_t len)
 		snprintf(why, sizeof(why), "epoll: %s", strerror(errno));
 		goto fail;
 	}
+	/* Two fds each: a 64th of the limit (raised by now) at most. */
+	warm_max = WARM_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 128 < warm_max)
+		warm_max = (unsigned)(rl.rlim_cur / 128);
 	active = 1;
 	snprintf(msg, len, "handlers are contained in cgroups under %s/handlers", base_path);
 	return 1;
@@ -546,10 +605,7 @@ fail:
 static void
 conn_remove(struct cg_conn *cc)
 {
-	if (cc->events >= 0)
-		close(cc->events);
-	if (cc->fd >= 0)
-		close(cc->fd);
+	conn_close_fds(cc);
 	if (handlers_fd >= 0)
 		(void)unlinkat(handlers_fd, cc->path, AT_REMOVEDIR);
 	nconns--;
@@ -646,6 +702,7 @@ cgroup_conn_get(struct cg_svc *sv, unsigned long long memory_max, unsigned long 
 	if (cc != NULL) {
 		sv->pool = cc->next;
 		sv->npool--;
+		idle_unlink(cc);
 	} else {
 		if ((cc = calloc(1, sizeof(*cc))) == NULL)
 			return NULL;
@@ -663,8 +720,12 @@ cgroup_conn_get(struct cg_svc *sv, unsigned long long memory_max, unsigned long 
 	}
 	cc->next = NULL;
 	cc->key = 0;
-	if ((cc->fd = openat(handlers_fd, cc->path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    set_limits(cc, memory_max, tasks_max) < 0) {
+	if (cc->fd < 0 && (cc->fd = openat(handlers_fd, cc->path, O_PATH | O_DIRECTORY |
+	    O_CLOEXEC)) >= 0 && nwarm < warm_max) {
+		cc->warm = 1;
+		nwarm++;
+	}
+	if (cc->fd < 0 || set_limits(cc, memory_max, tasks_max) < 0) {
 		e = errno;
 		conn_remove(cc);
 		errno = e;
@@ -682,6 +743,8 @@ cgroup_conn_fd(const struct cg_conn *cc)
 void
 cgroup_conn_started(struct cg_conn *cc)
 {
+	if (cc->warm)
+		return;
 	if (cc->fd >= 0)
 		close(cc->fd);
 	cc->fd = -1;
@@ -694,6 +757,8 @@ cgroup_conn_empty(struct cg_conn *cc)
 	ssize_t r;
 	int p;
 
+	if (cc->events < 0 && cc->warm)
+		cc->events = openat(cc->fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
 	if (cc->events >= 0)
 		r = pread(cc->events, buf, sizeof(buf) - 1, 0);
 	else
@@ -719,7 +784,7 @@ cgroup_conn_watch(struct cg_conn *cc, long key)
 	int empty, e;
 
 	snprintf(file, sizeof(file), "%s/cgroup.events", cc->path);
-	if ((cc->events = openat(handlers_fd, file, O_RDONLY | O_CLOEXEC)) < 0)
+	if (cc->events < 0 && (cc->events = openat(handlers_fd, file, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	/*
 	 * kernfs raises EPOLLPRI once the file changed after this fd last read
@@ -782,10 +847,7 @@ cgroup_conn_drop(struct cg_conn *cc)
 {
 	if (cc->key != 0)
 		(void)epoll_ctl(epfd, EPOLL_CTL_DEL, cc->events, NULL);
-	if (cc->events >= 0)
-		close(cc->events);
-	if (cc->fd >= 0)
-		close(cc->fd);
+	conn_close_fds(cc);
 	/* Still populated, it stays, and counts as left behind. */
 	if (unlinkat(handlers_fd, cc->path, AT_REMOVEDIR) == 0)
 		nconns--;
@@ -801,17 +863,32 @@ cgroup_conn_put(struct cg_conn *cc)
 	if (cc->key != 0)
 		(void)epoll_ctl(epfd, EPOLL_CTL_DEL, cc->events, NULL);
 	cc->key = 0;
-	if (cc->events >= 0)
-		close(cc->events);
-	cc->events = -1;
-	cgroup_conn_started(cc);
 	if (sv->npool >= POOL_MAX) {
 		conn_remove(cc);
 		return;
 	}
+	if (cc->warm) {
+		cc->idle_ms = now_ms();
+		cc->older = idle_newest;
+		if (idle_newest != NULL)
+			idle_newest->newer = cc;
+		else
+			idle_oldest = cc;
+		idle_newest = cc;
+	} else {
+		conn_close_fds(cc);
+	}
 	cc->next = sv->pool;
 	sv->pool = cc;
 	sv->npool++;
+}
+
+long long
+cgroup_cool(long long now)
+{
+	while (idle_oldest != NULL && now - idle_oldest->idle_ms >= WARM_IDLE_MS)
+		conn_close_fds(idle_oldest);
+	return idle_oldest != NULL ? idle_oldest->idle_ms + WARM_IDLE_MS : 0;
 }
 
 void
@@ -832,8 +909,10 @@ cgroup_run(void (*done)(long key, void *ctx), void *ctx)
 			if (empty == 0)
 				continue;
 			(void)epoll_ctl(epfd, EPOLL_CTL_DEL, cc->events, NULL);
-			close(cc->events);
-			cc->events = -1;
+			if (!cc->warm) {
+				close(cc->events);
+				cc->events = -1;
+			}
 			cc->key = 0;
 			done(key, ctx);
 		}

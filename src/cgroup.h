@@ -83,6 +83,11 @@ int cgroup_conn_signal(struct cg_conn *cc, int sig);
 int cgroup_conn_kill(struct cg_conn *cc);
 /* The connection has ended and its cgroup was seen empty: back to the pool. */
 void cgroup_conn_put(struct cg_conn *cc);
+/*
+ * Close the fds of the pooled cgroups idle for a while (now: monotonic ms).
+ * Returns when to call again, or 0 when no fd is kept.
+ */
+long long cgroup_cool(long long now);
 
 /* At exit, its handler left to finish: forget it (removed if empty by now). */
 void cgroup_conn_drop(struct cg_conn *cc);

@@ -1386,7 +1386,7 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 	report_table = *tab;
 	warn_limits(*tab);
 	for (;;) {
-		long long now = log_now_ms(), wake = -1;
+		long long now = log_now_ms(), wake = -1, cool;
 		size_t n = LOOP_FIXED_FDS, nerr;
 		size_t want = LOOP_FIXED_FDS + errlog_count() + pending_count();
 		int timeout, r;
@@ -1394,6 +1394,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		run_timers(now);
 		if (next_timer_ms != 0)
 			wake = next_timer_ms;
+		if ((cool = cgroup_cool(now)) != 0 && (wake < 0 || cool < wake))
+			wake = cool;
 		if (cap < want) {
 			cap = want + 16;
 			if ((pfd = realloc(pfd, cap * sizeof(*pfd))) == NULL)

@@ -5,6 +5,7 @@ sleeping), and stop it by its PID.
 Every wait here is bounded in time; every loop in a test should be too."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,8 @@ SRCDIR = os.environ.get("PORTERD_SRCDIR") or os.path.join(
 TIMEOUT = float(os.environ.get("PORTERD_TEST_TIMEOUT", "20"))
 # PORTERD_VALGRIND=1: run every daemon under memcheck; any report fails the test.
 VALGRIND = os.environ.get("PORTERD_VALGRIND", "") not in ("", "0")
+# What porterd keeps open on a connection's cgroup between connections (cgroup.c).
+WARM_CGROUP = re.compile(r"/handlers/[^/]+/c\d+(/cgroup\.events)?$")
 
 
 _given_ports = set()
@@ -254,6 +257,23 @@ class Porterd:
 
     def fds(self):
         return sorted(int(x) for x in os.listdir("/proc/%d/fd" % self.pid))
+
+    def warm_fds(self):
+        """The fds porterd keeps on the cgroups of its last connections (a second)."""
+        warm = []
+        for x in os.listdir("/proc/%d/fd" % self.pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (self.pid, x))
+            except FileNotFoundError:
+                continue
+            if WARM_CGROUP.search(target):
+                warm.append(int(x))
+        return warm
+
+    def settled_fds(self):
+        """porterd's fds once it has closed those of its idle connections' cgroups."""
+        wait_until(lambda: not self.warm_fds(), what="the warm cgroups' fds closed")
+        return self.fds()
 
     def children(self):
         return children_of(self.pid)

@@ -23,7 +23,7 @@ class HygieneTest(unittest.TestCase):
                         "args = echo ok\n" % port}, verbose=False)
         talk(port)
         wait_until(lambda: not p.children(), what="first handler reaped")
-        fds_before = p.fds()
+        fds_before = p.settled_fds()
         errors = []
 
         def client(n):
@@ -42,9 +42,8 @@ class HygieneTest(unittest.TestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "clients hung")
         self.assertEqual(errors, [])
         wait_until(lambda: not p.children(), what="every handler reaped")
-        # No fd that was not there before: one that was may be gone by now (the
-        # cgroup of the first connection, still watched when fds_before was read).
-        wait_until(lambda: set(p.fds()) <= set(fds_before), what="no fd leaked")
+        # The cgroups of the last connections are let go of a second after.
+        self.assertEqual(p.settled_fds(), fds_before, "an fd leaked")
         self.assertEqual([c for c in p.children() if c[1] == "Z"], [])
 
     def test_resets_and_silent_clients_do_not_hurt(self):
@@ -55,7 +54,7 @@ class HygieneTest(unittest.TestCase):
                         % (cat, hello)}, verbose=False)
         talk(hello)
         wait_until(lambda: not p.children(), what="first handler reaped")
-        fds_before = p.fds()
+        fds_before = p.settled_fds()
         # Clients that connect and reset at once (RST, not FIN).
         for _ in range(200):
             s = socket.socket()
@@ -77,7 +76,7 @@ class HygieneTest(unittest.TestCase):
         # "No children" can come between two handlers while the last clients
         # still wait to be accepted: a leaked fd stays, a connection in hand goes.
         try:
-            wait_until(lambda: p.fds() == fds_before, what="porterd's fds as before")
+            wait_until(lambda: p.settled_fds() == fds_before, what="porterd's fds as before")
         except AssertionError:
             self.assertEqual(p.fds(), fds_before)
             raise

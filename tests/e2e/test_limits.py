@@ -378,7 +378,7 @@ class LimitsTest(unittest.TestCase):
                            check=True, timeout=TIMEOUT)
         self.assertEqual(talk(port), b"ok\n")
         # Not one descriptor to spare: every accept fails with EMFILE.
-        limit(len(p.fds()))
+        limit(len(p.settled_fds()))
         t0 = cpu_ticks(p.pid)
         flood = []
         self.close_all(flood)

@@ -233,7 +233,7 @@ class ReloadTest(unittest.TestCase):
         self.assertTrue(p.reload())
         self.assertEqual(talk(a), b"two\n")
         wait_until(lambda: not p.children(), what="reaped")
-        self.assertEqual(p.fds(), fds, "the socket was reopened or leaked")
+        self.assertEqual(p.settled_fds(), fds, "the socket was reopened or leaked")
 
     def test_removed_unix_service_removes_its_file(self):
         a = free_port()

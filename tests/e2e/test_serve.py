@@ -184,12 +184,12 @@ class ServeTest(unittest.TestCase):
             self.assertEqual(head["FDS"], "0,1,2", m)
             self.assertEqual(env["PORTERD_SERVICE"], "r-" + m)
         wait_until(lambda: not p.children(), what="handlers reaped")
-        fds = p.fds()
+        fds = p.settled_fds()
         for _ in range(20):
             for port in ports.values():
                 self.assertEqual(talk(port).split(b"\n")[0], b"FDS=0,1,2")
         wait_until(lambda: not p.children(), what="handlers reaped")
-        self.assertEqual(p.fds(), fds)
+        self.assertEqual(p.settled_fds(), fds)
 
     def test_inherited_signal_state_and_fds_do_not_reach_handlers(self):
         port, sig = free_port(), free_port()
