@@ -449,10 +449,15 @@ def main():
     concs = sorted({c for per_c in main_t.values() for c in per_c})
     summ = summarize(main_t)
     print("", file=out)
-    print("porterd benchmark: handler %s, %s round(s) x %s s per run, %s CPUs; "
-          "conn/s = median over rounds; x floor = median (min-max) of the per-round "
-          "ratios to the floor (vfork + setsid + execve)" % (meta.get("handler"), meta.get("rounds"),
-                                                meta.get("secs"), meta.get("nproc")), file=out)
+    if meta.get("tls_only") == "1":
+        print("porterd benchmark, the TLS phase alone (--tls-only): handler %s, %s CPUs" % (
+            meta.get("handler"), meta.get("nproc")), file=out)
+    else:
+        print("porterd benchmark: handler %s, %s round(s) x %s s per run, %s CPUs; "
+              "conn/s = median over rounds; x floor = median (min-max) of the per-round "
+              "ratios to the floor (vfork + setsid + execve)" % (
+                  meta.get("handler"), meta.get("rounds"), meta.get("secs"),
+                  meta.get("nproc")), file=out)
     print("porterd %s (checkout at %s); kernel.sched_autogroup_enabled = %s; load average at "
           "the end %s; took %s s" % (meta.get("porterd_src"), meta.get("porterd_commit"),
                                  meta.get("sched_autogroup"), meta.get("loadavg_end"),
