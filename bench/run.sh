@@ -34,7 +34,7 @@ DO_TLS=1 TLS_ONLY=0 TLS_ROUNDS=3 TLS_BYTES=104857600 TLS_HOLD=100
 CONN_TIMEOUT=5
 
 usage() {
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
