@@ -286,9 +286,11 @@ def print_tls(runs, how, meta, out):
     print("TLS: the same handler over TLS, one ECDSA P-256 certificate, a full handshake "
           "per connection (%s, %s, %s; the client checks the chain); %s round(s) x %s s; "
           "x plain = median (min-max) of the per-round ratios to plaintext porterd; "
-          "transfer: %s bytes, MB/s from the first byte to EOF" % (
+          "transfer: %s bytes, MB/s from the first byte to EOF, the median of %s "
+          "transfers a round" % (
               first.get("protocol", "-"), first.get("cipher", "-"), first.get("group", "-"),
-              meta.get("tls_rounds"), meta.get("secs"), meta.get("tls_bytes")), file=out)
+              meta.get("tls_rounds"), meta.get("secs"), meta.get("tls_bytes"),
+              meta.get("tls_transfers")), file=out)
     head = "%-16s" % "contender"
     for c in concs:
         head += " %-25s" % ("c=%d conn/s  x plain" % c)

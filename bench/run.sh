@@ -30,7 +30,7 @@ GAP_SIZES="1000 10000" GAP_REPS=5 GAP_SLOT=0.5 HOLD_SIZES="1000 5000 10000" HOLD
 HANDLER_KIND=static ONLY="" DO_SCALE=1 DO_RELOAD=1 DO_INSTALL=1 DO_PLOT=1 QUICK=0
 DO_GAP=1 DO_HOLD=1 HUGE=1
 # The TLS phase: its rounds (--rounds sets both), the transfer, the held connections.
-DO_TLS=1 TLS_ONLY=0 TLS_ROUNDS=3 TLS_BYTES=104857600 TLS_HOLD=100
+DO_TLS=1 TLS_ONLY=0 TLS_ROUNDS=3 TLS_BYTES=104857600 TLS_TRANSFERS=3 TLS_HOLD=100
 CONN_TIMEOUT=5
 
 usage() {
@@ -493,7 +493,7 @@ tls_load() {
 
 tls_phase() {
 	local name t r c ci=0 out tc=()
-	say "TLS: $TLS_ROUNDS round(s) x c in {$CONC} x 4 contenders, $SECS s each; a $TLS_BYTES-byte transfer per round; $TLS_HOLD held connections"
+	say "TLS: $TLS_ROUNDS round(s) x c in {$CONC} x 4 contenders, $SECS s each; $TLS_TRANSFERS transfers of $TLS_BYTES bytes per round; $TLS_HOLD held connections"
 	STUNNEL=$(command -v stunnel4 || command -v stunnel || true)
 	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 	    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
@@ -540,7 +540,8 @@ tls_phase() {
 			done
 			ci=$((ci + 1))
 			for name in $(rotate "$ci" "${tc[@]}"); do
-				tls_load tls-bulk "$name" $((TLS_PORT[$name] + 10)) "$r" 1 -b "$TLS_BYTES"
+				tls_load tls-bulk "$name" $((TLS_PORT[$name] + 10)) "$r" 1 -b "$TLS_BYTES" \
+				    -n "$TLS_TRANSFERS"
 			done
 		done
 		# Memory: TLS_HOLD connections held at once, the server's process tree read.
@@ -583,7 +584,8 @@ report() {
 	    "mem_total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
 	    "sched_autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
 	    "porterd_commit=$PORTERD_COMMIT" "porterd_src=${PORTERD_SRC:-$PORTERD}" \
-	    "tls_rounds=$TLS_ROUNDS" "tls_bytes=$TLS_BYTES" "tls_hold=$TLS_HOLD" \
+	    "tls_rounds=$TLS_ROUNDS" "tls_bytes=$TLS_BYTES" "tls_transfers=$TLS_TRANSFERS" \
+	    "tls_hold=$TLS_HOLD" \
 	    "tls_only=$TLS_ONLY" "openssl=$(openssl version 2>/dev/null)" \
 	    "stunnel=$( (${STUNNEL:-stunnel4} -version 2>&1 || true) | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -1)" \
 	    "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" "duration_s=$(( $(date +%s) - T_START ))"

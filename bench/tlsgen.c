@@ -10,9 +10,10 @@
  *                   no resumption), reads the reply to EOF, checks it byte for
  *                   byte (-e, default "hello\n"), sends close_notify and closes
  *                   with an RST (SO_LINGER {1, 0}; see loadgen.c for why).
- *   bulk (-b BYTES) one connection; the reply must be BYTES zero bytes. The
- *                   rate is BYTES over the time from the first byte to EOF
- *                   (and, in "total", from connect to EOF).
+ *   bulk (-b BYTES) one connection at a time, -n of them (default 1); each
+ *                   reply must be BYTES zero bytes. The rate is BYTES over
+ *                   the time from the first byte to EOF (and, in "total",
+ *                   from connect to EOF); the median over the transfers.
  *   hold (-H N)     N connections (C at a time being opened) each held open
  *                   once its reply has come, so that the server has N relays
  *                   and handlers alive; with -p PID, the memory of PID and all
@@ -83,7 +84,8 @@ static unsigned long errs[E_NKINDS], unclean, held;
 static int other_errno;
 static char ssl_reason[160];
 static char proto[32], cipher[64], group[32];
-static uint64_t bulk_first, bulk_end;
+static double *bulk_s;			/* per transfer: first byte to EOF, s */
+static size_t nbulk;
 static uint64_t addr_pause_until;
 
 static uint64_t
@@ -197,8 +199,7 @@ finish(struct conn *c, int kind)
 	if (kind < 0) {
 		record_ok(t1 - c->t0);
 		if (bulk) {
-			bulk_first = c->t_first;
-			bulk_end = t1;
+			bulk_s[nbulk++] = (double)(t1 - c->t_first) / 1e9;
 		}
 	} else {
 		errs[kind]++;
@@ -482,6 +483,27 @@ pct_ms(double p)
 	return (double)lat[i - 1] / 1e6;
 }
 
+/* The median of n values, from a sorted copy. */
+static double
+median(const double *v, size_t n)
+{
+	double *w = malloc(n * sizeof(*w)), m;
+
+	if (w == NULL)
+		return 0;
+	memcpy(w, v, n * sizeof(*w));
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && w[j - 1] > w[j]; j--) {
+			double t = w[j];
+
+			w[j] = w[j - 1];
+			w[j - 1] = t;
+		}
+	m = n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
+	free(w);
+	return m;
+}
+
 static double
 cpu_s(void)
 {
@@ -507,7 +529,7 @@ main(int argc, char **argv)
 	struct mem before = { 0, 0, 0 }, during = { 0, 0, 0 }, after = { 0, 0, 0 };
 	char host[64], *colon;
 	unsigned long errtotal = 0;
-	double elapsed, settle_s = 0;
+	double elapsed, settle_s = 0, data_s = 0;
 	size_t active = 0;
 
 	while ((ch = getopt(argc, argv, "PC:c:n:d:T:t:e:b:H:p:q")) != -1) {
@@ -534,7 +556,12 @@ main(int argc, char **argv)
 		explen = strlen(expect);
 	if (bulk) {
 		conc = 1;
-		n = 1;
+		if (n == 0)
+			n = 1;
+		if ((bulk_s = calloc(n, sizeof(*bulk_s))) == NULL) {
+			perror("tlsgen");
+			return 2;
+		}
 	}
 	if (hold_n > 0) {
 		n = hold_n;
@@ -554,7 +581,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (bulk || hold_n > 0)
-		soft = tmo;	/* these start all theirs at once; the bound is the timeout */
+		soft = tmo * (bulk ? (double)n : 1);	/* bounded by the timeout, each */
 	if (hard < 0)
 		hard = soft + tmo + 1;
 
@@ -716,13 +743,17 @@ main(int argc, char **argv)
 	    nlat ? (double)lat[0] / 1e6 : 0.0, pct_ms(50), pct_ms(90), pct_ms(99),
 	    nlat ? (double)lat[nlat - 1] / 1e6 : 0.0);
 	if (bulk) {
-		double data_s = nlat ? (double)(bulk_end - bulk_first) / 1e9 : 0;
-		double total_s = nlat ? (double)lat[0] / 1e9 : 0;
+		double total_s = nlat ? (double)lat[nlat / 2] / 1e9 : 0;
 
-		printf(",\"bytes\":%llu,\"data_s\":%.6f,\"total_s\":%.6f,\"mb_per_s\":%.1f,"
-		    "\"mb_per_s_total\":%.1f", (unsigned long long)explen, data_s, total_s,
+		data_s = nbulk ? median(bulk_s, nbulk) : 0;
+		printf(",\"bytes\":%llu,\"transfers\":%zu,\"data_s\":%.6f,\"total_s\":%.6f,"
+		    "\"mb_per_s\":%.1f,\"mb_per_s_total\":%.1f,\"mb_per_s_each\":[",
+		    (unsigned long long)explen, nbulk, data_s, total_s,
 		    data_s > 0 ? (double)explen / data_s / 1e6 : 0.0,
 		    total_s > 0 ? (double)explen / total_s / 1e6 : 0.0);
+		for (size_t i = 0; i < nbulk; i++)
+			printf("%s%.1f", i ? "," : "", bulk_s[i] > 0 ? (double)explen / bulk_s[i] / 1e6 : 0);
+		printf("]");
 	}
 	if (hold_n > 0)
 		printf(",\"held\":%lu,\"tree\":%d,\"before\":{\"procs\":%ld,\"rss_kb\":%ld,"
@@ -736,11 +767,9 @@ main(int argc, char **argv)
 	if (!quiet) {
 		fprintf(stderr, "%s %s c=%d: ", argv[optind], plain ? "plain" : proto, conc);
 		if (bulk)
-			fprintf(stderr, "%s %llu bytes in %.3f s (first byte to EOF) = %.0f MB/s",
-			    nlat ? "received" : "FAILED", (unsigned long long)explen,
-			    nlat ? (double)(bulk_end - bulk_first) / 1e9 : 0.0,
-			    nlat && bulk_end > bulk_first ?
-			    (double)explen / ((double)(bulk_end - bulk_first) / 1e9) / 1e6 : 0.0);
+			fprintf(stderr, "%zu of %lu transfers of %llu bytes, median %.3f s (first byte "
+			    "to EOF) = %.0f MB/s", nbulk, started, (unsigned long long)explen, data_s,
+			    data_s > 0 ? (double)explen / data_s / 1e6 : 0.0);
 		else if (hold_n > 0)
 			fprintf(stderr, "%lu of %lu held; tree %ld -> %ld procs, PSS %ld -> %ld kB,"
 			    " RSS %ld -> %ld kB", held, hold_n, before.procs, during.procs,
