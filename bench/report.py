@@ -236,11 +236,187 @@ def print_hold(rows, out):
                 max(x["children_left"], 0))), file=out)
     return summ
 
+TLS_REF = "porterd-plain"
+TLS_PORTERD = "porterd-tls"
+# Issue 10's targets: (contender, conn/s at least this many times its conn/s).
+TLS_TARGETS = ((TLS_REF, 0.5), ("stunnel", 1.0), ("porterd+stunnel", 2.0))
+TLS_BULK_TARGET = 0.8
+
+
+def per_round_ratio(rows, ref_rows, key):
+    """Ratios of key(row) to key(ref row) of the same round and c; median, range."""
+    by = {(r["round"], r["c"]): r for r in ref_rows}
+    out = []
+    for r in rows:
+        f = by.get((r["round"], r["c"]))
+        if f is not None and key(r) is not None and key(f):
+            out.append(key(r) / key(f))
+    if not out:
+        return None
+    return {"median": med(out), "min": min(out), "max": max(out), "per_round": out}
+
+
+def mbps(r):
+    return r["result"].get("mb_per_s") if r["result"]["ok"] else None
+
+
+def server_us(r, hz):
+    ok = r["result"]["ok"]
+    t = r.get("server_cpu_ticks", -1)
+    return t * 1e6 / hz / ok if ok and t >= 0 else None
+
+
+def print_tls(runs, how, meta, out):
+    """The TLS phase: conn/s and the transfer as ratios to plaintext porterd."""
+    rate = throughput(runs, "tls")
+    bulk = throughput(runs, "tls-bulk")
+    holds = {r["contender"]: r for r in runs if r.get("phase") == "tls-hold"}
+    if not rate and not bulk and not holds:
+        return {}
+    hz = os.sysconf("SC_CLK_TCK")
+    names = [n for n in how if n in rate or n in bulk or n in holds]
+    names += [n for n in rate if n not in names]
+    concs = sorted({c for per_c in rate.values() for c in per_c})
+    ref = rate.get(TLS_REF, {})
+    bref = bulk.get(TLS_REF, {}).get(1, [])
+    first = next((r["result"] for per_c in rate.values() for rows in per_c.values()
+                  for r in rows if r["result"].get("tls") and r["result"].get("protocol")), {})
+    summ = {"how": how, "contenders": {}, "targets": {}, "memory": {}}
+    print("", file=out)
+    print("TLS: the same handler over TLS, one ECDSA P-256 certificate, a full handshake "
+          "per connection (%s, %s, %s; the client checks the chain); %s round(s) x %s s; "
+          "x plain = median (min-max) of the per-round ratios to plaintext porterd; "
+          "transfer: %s bytes, MB/s from the first byte to EOF, the median of %s "
+          "transfers a round" % (
+              first.get("protocol", "-"), first.get("cipher", "-"), first.get("group", "-"),
+              meta.get("tls_rounds"), meta.get("secs"), meta.get("tls_bytes"),
+              meta.get("tls_transfers")), file=out)
+    head = "%-16s" % "contender"
+    for c in concs:
+        head += " %-25s" % ("c=%d conn/s  x plain" % c)
+    head += " %-25s %-13s %-13s %s" % ("transfer MB/s  x plain", "server us/c8",
+                                       "client us/c8", "errors")
+    print(head, file=out)
+    for name in names:
+        cell = {}
+        line = "%-16s" % name
+        errors = defaultdict(int)
+        for c in concs:
+            rows = rate.get(name, {}).get(c, [])
+            for r in rows:
+                for k, v in r["result"]["errors"].items():
+                    if v:
+                        errors[k] += v
+            st = per_round_ratio(rows, ref.get(c, []), cps)
+            cell["c=%d" % c] = {
+                "conn_per_s_median": med([cps(r) for r in rows]),
+                "conn_per_s_per_round": [cps(r) for r in rows],
+                "ratio_to_plain": st,
+                "p99_ms_median": med([p99(r) for r in rows]),
+                "server_cpu_us_per_conn": med([server_us(r, hz) for r in rows]),
+                "client_cpu_us_per_conn": med([r["result"]["client_cpu_us_per_conn"]
+                                               for r in rows if r["result"]["ok"]]),
+                "unclean_close": sum(r["result"].get("unclean_close", 0) for r in rows),
+            }
+            line += " %-25s" % ("%7s  %s" % (fmt(cell["c=%d" % c]["conn_per_s_median"], ".0f"),
+                                             ratio_text(st) if rows else "-"))
+        brows = bulk.get(name, {}).get(1, [])
+        for r in brows:
+            for k, v in r["result"]["errors"].items():
+                if v:
+                    errors[k] += v
+        bst = per_round_ratio(brows, bref, mbps)
+        cell["transfer"] = {
+            "mb_per_s_median": med([mbps(r) for r in brows]),
+            "mb_per_s_per_round": [mbps(r) for r in brows],
+            "mb_per_s_total_median": med([r["result"].get("mb_per_s_total") for r in brows
+                                          if r["result"]["ok"]]),
+            "ratio_to_plain": bst,
+            "server_cpu_ms": med([r.get("server_cpu_ticks", -1) * 1e3 / hz for r in brows
+                                  if r.get("server_cpu_ticks", -1) >= 0]),
+        }
+        cell["errors"] = dict(errors)
+        c8 = cell.get("c=8", {})
+        line += " %-25s %-13s %-13s %s" % (
+            "%7s  %s" % (fmt(cell["transfer"]["mb_per_s_median"], ".0f"),
+                         ratio_text(bst) if brows else "-"),
+            fmt(c8.get("server_cpu_us_per_conn"), ".0f"),
+            fmt(c8.get("client_cpu_us_per_conn"), ".0f"),
+            ", ".join("%s %d" % kv for kv in sorted(errors.items())) or "0")
+        print(line, file=out)
+        summ["contenders"][name] = cell
+    for name, text in how.items():
+        if text.startswith("not run"):
+            print("%-16s %s" % (name, text), file=out)
+
+    # porterd tls = yes against each target, per round.
+    mine = rate.get(TLS_PORTERD, {})
+    if mine:
+        print("", file=out)
+        print("Issue 10's targets for porterd tls = yes (per-round ratios, median (min-max)):",
+              file=out)
+        for other, want in TLS_TARGETS:
+            if other not in rate:
+                continue
+            cells, met = [], True
+            for c in concs:
+                st = per_round_ratio(mine.get(c, []), rate[other].get(c, []), cps)
+                summ["targets"]["conn_per_s_vs_%s_c=%d" % (other, c)] = {
+                    "want_at_least": want, "ratio": st,
+                    "met": st is not None and st["median"] >= want}
+                met = met and st is not None and st["median"] >= want
+                cells.append("c=%d %s" % (c, ratio_text(st)))
+            print("  conn/s >= %.1f x %-16s %s: %s" % (want, other, "met" if met else "NOT met",
+                                                       "; ".join(cells)), file=out)
+        if TLS_PORTERD in bulk and bref:
+            st = per_round_ratio(bulk[TLS_PORTERD].get(1, []), bref, mbps)
+            ok = st is not None and st["median"] >= TLS_BULK_TARGET
+            summ["targets"]["transfer_vs_%s" % TLS_REF] = {
+                "want_at_least": TLS_BULK_TARGET, "ratio": st, "met": ok}
+            print("  transfer >= %.1f x %-14s %s: %s" % (
+                TLS_BULK_TARGET, TLS_REF, "met" if ok else "NOT met", ratio_text(st)), file=out)
+
+    if holds:
+        print("", file=out)
+        n = next(iter(holds.values()))["n"]
+        print("Memory: %d connections held at once (handler bench/hold); the server's whole "
+              "process tree (daemon, relays or threads, handlers), PSS and RSS summed over "
+              "/proc/PID/smaps_rollup, held minus before, per connection" % n, file=out)
+        print("  %-16s %6s %12s %12s %13s %13s" % ("contender", "held", "procs", "PSS kB",
+                                                   "PSS kB/conn", "RSS kB/conn"), file=out)
+        for name in names:
+            h = holds.get(name)
+            if h is None:
+                continue
+            x = h["result"]
+            held = x.get("held", 0)
+            b, d = x["before"], x["held_mem"]
+            per_pss = (d["pss_kb"] - b["pss_kb"]) / held if held else None
+            per_rss = (d["rss_kb"] - b["rss_kb"]) / held if held else None
+            summ["memory"][name] = {"held": held, "before": b, "held_mem": d,
+                                    "after": x["after"], "pss_kb_per_conn": per_pss,
+                                    "rss_kb_per_conn": per_rss}
+            print("  %-16s %6d %5d -> %-4d %5d -> %-6d %13s %13s" % (
+                name, held, b["procs"], d["procs"], b["pss_kb"], d["pss_kb"],
+                fmt(per_pss, ".0f"), fmt(per_rss, ".0f")), file=out)
+        m = summ["memory"]
+        if m.get(TLS_PORTERD, {}).get("pss_kb_per_conn") is not None and \
+                m.get(TLS_REF, {}).get("pss_kb_per_conn") is not None:
+            extra = m[TLS_PORTERD]["pss_kb_per_conn"] - m[TLS_REF]["pss_kb_per_conn"]
+            extra_rss = m[TLS_PORTERD]["rss_kb_per_conn"] - m[TLS_REF]["rss_kb_per_conn"]
+            summ["memory"]["porterd_tls_extra_pss_kb_per_conn"] = extra
+            summ["memory"]["porterd_tls_extra_rss_kb_per_conn"] = extra_rss
+            print("  per TLS connection, porterd tls = yes minus plaintext porterd: PSS %.0f kB "
+                  "(RSS %.0f kB, which counts every shared page once per process)" % (
+                      extra, extra_rss), file=out)
+    return summ
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
     ap.add_argument("--how")
+    ap.add_argument("--tls-how")
     ap.add_argument("--out", required=True)
     ap.add_argument("--dat")
     ap.add_argument("--meta", nargs="*", default=[])
@@ -260,6 +436,13 @@ def main():
                 name, _, text = line.rstrip("\n").partition("\t")
                 how[name] = text
 
+    tls_how = {}
+    if a.tls_how:
+        with open(a.tls_how) as f:
+            for line in f:
+                name, _, text = line.rstrip("\n").partition("\t")
+                tls_how[name] = text
+
     out = sys.stdout
     main_t = throughput(runs, "main")
     order = list(how)
@@ -268,19 +451,25 @@ def main():
     concs = sorted({c for per_c in main_t.values() for c in per_c})
     summ = summarize(main_t)
     print("", file=out)
-    print("porterd benchmark: handler %s, %s round(s) x %s s per run, %s CPUs; "
-          "conn/s = median over rounds; x floor = median (min-max) of the per-round "
-          "ratios to the floor (vfork + setsid + execve)" % (meta.get("handler"), meta.get("rounds"),
-                                                meta.get("secs"), meta.get("nproc")), file=out)
+    if meta.get("tls_only") == "1":
+        print("porterd benchmark, the TLS phase alone (--tls-only): handler %s, %s CPUs" % (
+            meta.get("handler"), meta.get("nproc")), file=out)
+    else:
+        print("porterd benchmark: handler %s, %s round(s) x %s s per run, %s CPUs; "
+              "conn/s = median over rounds; x floor = median (min-max) of the per-round "
+              "ratios to the floor (vfork + setsid + execve)" % (
+                  meta.get("handler"), meta.get("rounds"), meta.get("secs"),
+                  meta.get("nproc")), file=out)
     print("porterd %s (checkout at %s); kernel.sched_autogroup_enabled = %s; load average at "
           "the end %s; took %s s" % (meta.get("porterd_src"), meta.get("porterd_commit"),
                                  meta.get("sched_autogroup"), meta.get("loadavg_end"),
                                  meta.get("duration_s")), file=out)
-    print("", file=out)
-    print_throughput("Throughput (connections/s) and p99 latency at c=8", summ, concs, out)
-    for name, text in how.items():
-        if text.startswith("not run"):
-            print("%-24s %s" % (name, text), file=out)
+    if main_t:
+        print("", file=out)
+        print_throughput("Throughput (connections/s) and p99 latency at c=8", summ, concs, out)
+        for name, text in how.items():
+            if text.startswith("not run"):
+                print("%-24s %s" % (name, text), file=out)
     vs_peers = versus_best_peer(main_t, concs)
     if vs_peers:
         line = "%-24s" % "porterd / best peer"
@@ -388,6 +577,8 @@ def main():
     hold_summ = print_hold([r for r in runs if r.get("phase") in ("hold", "hold-skip", "hold-rss")],
                            out)
 
+    tls_summ = print_tls(runs, tls_how, meta, out)
+
     rss_rows = [r for r in runs if r.get("phase") == "rss"]
     if rss_rows:
         print("", file=out)
@@ -408,6 +599,7 @@ def main():
         "reload": reload_summ,
         "reload_gap": gap_summ,
         "hold": hold_summ,
+        "tls": tls_summ,
         "rss": rss_rows,
         "runs": runs,
     }

@@ -2,14 +2,15 @@
 # bench/run.sh: porterd against the floor (the smallest correct fork-per-connection
 # server) and against the inetds that are installed, in interleaved rounds; then
 # porterd alone: scaling with the number of services (to 10,000), reload latency,
-# serving during reloads, memory, and thousands of held connections.
+# serving during reloads, memory, and thousands of held connections; then TLS:
+# porterd tls = yes against stunnel4, as ratios to plaintext porterd.
 # Measurement only: nothing here passes or fails on a number.
 #
 # usage: bench/run.sh [--quick] [--dynamic] [--rounds N] [--secs S] [--conc "1 8 64"]
 #                     [--only "floor porterd ..."] [--rss-conns N] [--rss-secs S] [--no-scale]
 #                     [--no-reload] [--no-gap] [--no-hold] [--no-huge] [--scale-sizes "..."]
 #                     [--reload-sizes "..."] [--gap-sizes "..."] [--hold-sizes "..."]
-#                     [--no-install] [--no-plot]
+#                     [--no-tls] [--tls-only] [--no-install] [--no-plot]
 # See bench/README.
 set -uo pipefail
 
@@ -28,10 +29,12 @@ RELOAD_REPS=5 RELOAD_SIZES="10 100 1000 10000" SCALE_SIZES="1 100 1000 10000" RS
 GAP_SIZES="1000 10000" GAP_REPS=5 GAP_SLOT=0.5 HOLD_SIZES="1000 5000 10000" HOLD_SECS=1
 HANDLER_KIND=static ONLY="" DO_SCALE=1 DO_RELOAD=1 DO_INSTALL=1 DO_PLOT=1 QUICK=0
 DO_GAP=1 DO_HOLD=1 HUGE=1
+# The TLS phase: its rounds (--rounds sets both), the transfer, the held connections.
+DO_TLS=1 TLS_ONLY=0 TLS_ROUNDS=3 TLS_BYTES=104857600 TLS_TRANSFERS=3 TLS_HOLD=100
 CONN_TIMEOUT=5
 
 usage() {
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -39,9 +42,9 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ROUNDS=1 SECS=1 SCALE_CONC="8" SCALE_ROUNDS=1 RSS_CONNS=10000
 		RSS_SECS=30 RELOAD_REPS=3 SCALE_SIZES="1 1000 10000" RELOAD_SIZES="10 1000 10000"
-		GAP_REPS=3 HOLD_SIZES="1000 10000" HOLD_SECS=0.5 ;;
+		GAP_REPS=3 HOLD_SIZES="1000 10000" HOLD_SECS=0.5 TLS_ROUNDS=1 ;;
 	--dynamic) HANDLER_KIND=dynamic ;;
-	--rounds) ROUNDS=$2; shift ;;
+	--rounds) ROUNDS=$2 TLS_ROUNDS=$2; shift ;;
 	--secs) SECS=$2; shift ;;
 	--conc) CONC=$2; shift ;;
 	--only) ONLY=$2; shift ;;
@@ -51,6 +54,8 @@ while [ $# -gt 0 ]; do
 	--no-reload) DO_RELOAD=0 ;;
 	--no-gap) DO_GAP=0 ;;
 	--no-hold) DO_HOLD=0 ;;
+	--no-tls) DO_TLS=0 ;;
+	--tls-only) TLS_ONLY=1 ;;
 	--no-huge) HUGE=0 ;;
 	--scale-sizes) SCALE_SIZES=$2; shift ;;
 	--reload-sizes) RELOAD_SIZES=$2; shift ;;
@@ -117,9 +122,13 @@ policy_blocks_daemons() {
 
 setup_peers() {
 	local want=()
-	command -v xinetd >/dev/null || want+=(xinetd)
-	command -v tcpserver >/dev/null || want+=(ucspi-tcp)
-	command -v gnuplot >/dev/null || want+=(gnuplot-nox)
+	if [ "$TLS_ONLY" = 0 ]; then
+		command -v xinetd >/dev/null || want+=(xinetd)
+		command -v tcpserver >/dev/null || want+=(ucspi-tcp)
+		command -v gnuplot >/dev/null || want+=(gnuplot-nox)
+	fi
+	# stunnel4 ships a daemon: policy-rc.d keeps its scripts from starting it.
+	[ "$DO_TLS" = 1 ] && ! command -v stunnel4 >/dev/null && want+=(stunnel4)
 	if [ ${#want[@]} -gt 0 ]; then
 		if [ "$DO_INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && policy_blocks_daemons; then
 			say "installing ${want[*]}"
@@ -132,7 +141,7 @@ setup_peers() {
 			    "that stops package scripts from starting daemons)"
 		fi
 	fi
-	if ! openbsd_inetd >/dev/null && [ "$DO_INSTALL" = 1 ]; then
+	if [ "$TLS_ONLY" = 0 ] && ! openbsd_inetd >/dev/null && [ "$DO_INSTALL" = 1 ]; then
 		mkdir -p "$PEERS/debs"
 		say "fetching openbsd-inetd into $PEERS (unpacked, not installed)"
 		if (cd "$PEERS/debs" && apt-get download openbsd-inetd >"$RUN/apt-download.log" 2>&1); then
@@ -307,7 +316,7 @@ forget_pid() {
 }
 cleanup() {
 	local p
-	for p in "${PID[@]}" "${EXTRA_PIDS[@]}"; do
+	for p in "${PID[@]}" "${EXTRA_PIDS[@]}" ${TLS_PID[@]+"${TLS_PID[@]}"}; do
 		[ -n "$p" ] && stop_pid "$p"
 	done
 }
@@ -362,6 +371,235 @@ record_rss() {	# record_rss LABEL CONNS PID
 	say "  rss    porterd $1: $(rss_kb "$3") kB, $(nfds "$3") fds, after $2 connections"
 }
 
+# ---- TLS: the same tiny handler over TLS, one ECDSA P-256 certificate for all.
+# Each contender serves three services: the rate one (HANDLER, "hello\n"), the
+# transfer (bench/bulk: TLS_BYTES zero bytes) and the held one (bench/hold).
+# Ports: 2400x rate, 2401x transfer, 2402x held; x = 1 plaintext porterd (the
+# reference), 2 porterd tls = yes, 3 stunnel4 daemon, 4 porterd + stunnel4 inetd.
+TLS_ALL="porterd-plain porterd-tls stunnel porterd+stunnel"
+declare -A TLS_PORT=([porterd-plain]=24001 [porterd-tls]=24002 [stunnel]=24003
+    [porterd+stunnel]=24004)
+declare -A TLS_PID=() TLS_HOW=()
+STUNNEL=""
+
+# tls_services DIR BASE TLS: porterd's three services, plaintext or tls = yes.
+tls_services() {
+	local dir=$1 base=$2 tls=$3 kind port exec
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for kind in rate bulk hold; do
+		case $kind in
+		rate) port=$base exec=$HANDLER ;;
+		bulk) port=$((base + 10)) exec=$BUILD/bulk ;;
+		hold) port=$((base + 20)) exec=$BUILD/hold ;;
+		esac
+		{
+			printf '[%s]\nlisten = 127.0.0.1:%s\nexec = %s\n' "$kind" "$port" "$exec"
+			[ "$tls" = yes ] && printf 'tls = yes\ntls_cert = %s\ntls_key = %s\n' \
+			    "$RUN/tls-cert.pem" "$RUN/tls-key.pem"
+		} >"$dir/$kind.conf"
+	done
+}
+
+start_tls_porterd-plain() {
+	tls_services "$RUN/tls-plain.d" "$1" no
+	TLS_HOW[porterd-plain]="$PORTERD -f -d $RUN/tls-plain.d   (services rate, bulk, hold on 127.0.0.1:$1, $(($1 + 10)), $(($1 + 20)): listen, exec; every other key default)"
+	"$PORTERD" -f -d "$RUN/tls-plain.d" </dev/null >"$RUN/tls-porterd-plain.log" 2>&1 &
+	TLS_PID[porterd-plain]=$!
+}
+
+start_tls_porterd-tls() {
+	tls_services "$RUN/tls-tls.d" "$1" yes
+	TLS_HOW[porterd-tls]="$PORTERD -f -d $RUN/tls-tls.d   (as porterd-plain on $1, $(($1 + 10)), $(($1 + 20)), plus tls = yes, tls_cert = $RUN/tls-cert.pem, tls_key = $RUN/tls-key.pem)"
+	"$PORTERD" -f -d "$RUN/tls-tls.d" </dev/null >"$RUN/tls-porterd-tls.log" 2>&1 &
+	TLS_PID[porterd-tls]=$!
+}
+
+# stunnel_conf FILE EXEC ARGV0 [PORT]: appends a daemon's service on PORT; without
+# PORT the file is for inetd mode (no accept, the service in the global section).
+stunnel_conf() {
+	{
+		[ -n "${4:-}" ] && printf '[%s]\naccept = 127.0.0.1:%s\n' "$3" "$4"
+		printf 'cert = %s\nkey = %s\nexec = %s\nexecArgs = %s\n' \
+		    "$RUN/tls-cert.pem" "$RUN/tls-key.pem" "$2" "$3"
+	} >>"$1"
+}
+
+# Only errors logged: the default level, notice, logs every connection.
+STUNNEL_GLOBAL='debug = err\npid =\n'
+
+start_tls_stunnel() {
+	local conf=$RUN/tls-stunnel.conf
+	printf "$STUNNEL_GLOBAL"'foreground = yes\n' >"$conf"
+	stunnel_conf "$conf" "$HANDLER" handler "$1"
+	stunnel_conf "$conf" "$BUILD/bulk" bulk $(($1 + 10))
+	stunnel_conf "$conf" "$BUILD/hold" hold $(($1 + 20))
+	TLS_HOW[stunnel]="$STUNNEL $conf   (daemon, as root, no setuid; foreground = yes, pid = (none), debug = err; services [handler], [bulk], [hold]: accept = 127.0.0.1:$1, $(($1 + 10)), $(($1 + 20)), cert, key, exec, execArgs)"
+	"$STUNNEL" "$conf" </dev/null >"$RUN/tls-stunnel.log" 2>&1 &
+	TLS_PID[stunnel]=$!
+}
+
+# porterd runs stunnel4 as the handler, in inetd mode (a file without accept).
+start_tls_porterd+stunnel() {
+	local dir=$RUN/tls-pstunnel.d kind port exec
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for kind in rate bulk hold; do
+		case $kind in
+		rate) port=$1 exec=$HANDLER ;;
+		bulk) port=$(($1 + 10)) exec=$BUILD/bulk ;;
+		hold) port=$(($1 + 20)) exec=$BUILD/hold ;;
+		esac
+		printf "$STUNNEL_GLOBAL" >"$RUN/tls-stunnel-$kind.conf"
+		stunnel_conf "$RUN/tls-stunnel-$kind.conf" "$exec" "$(basename "$exec")"
+		printf '[%s]\nlisten = 127.0.0.1:%s\nexec = %s\nargs = stunnel4 %s\n' "$kind" "$port" \
+		    "$STUNNEL" "$RUN/tls-stunnel-$kind.conf" >"$dir/$kind.conf"
+	done
+	TLS_HOW[porterd+stunnel]="$PORTERD -f -d $dir   (services rate, bulk, hold on 127.0.0.1:$1, $(($1 + 10)), $(($1 + 20)): exec = $STUNNEL, args = stunnel4 $RUN/tls-stunnel-KIND.conf; that file: debug = err, pid = (none), cert, key, exec, execArgs, no accept: inetd mode)"
+	"$PORTERD" -f -d "$dir" </dev/null >"$RUN/tls-porterd+stunnel.log" 2>&1 &
+	TLS_PID[porterd+stunnel]=$!
+}
+
+# The server's CPU time with its reaped children (relays, handlers), in ticks.
+tree_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# tls_gen NAME PORT [tlsgen args]: tlsgen against NAME, plaintext for the reference.
+tls_gen() {
+	local name=$1 port=$2
+	shift 2
+	if [ "$name" = porterd-plain ]; then
+		"$BUILD/tlsgen" -P "$@" "127.0.0.1:$port"
+	else
+		"$BUILD/tlsgen" -C "$RUN/tls-cert.pem" "$@" "127.0.0.1:$port"
+	fi
+}
+
+# tls_load PHASE NAME PORT ROUND C [tlsgen args]: one measured run, one raw line.
+tls_load() {
+	local phase=$1 name=$2 port=$3 round=$4 c=$5 json t0 ticks
+	shift 5
+	t0=$(tree_ticks "${TLS_PID[$name]}")
+	json=$(tls_gen "$name" "$port" -c "$c" "$@" 2>"$RUN/tlsgen.err")
+	ticks=$(( $(tree_ticks "${TLS_PID[$name]}") - t0 ))
+	if [ -z "$json" ]; then
+		say "  tlsgen failed: $(cat "$RUN/tlsgen.err")"
+		return
+	fi
+	printf '{"phase":"%s","contender":"%s","round":%d,"c":%d,"server_cpu_ticks":%d,"result":%s}\n' \
+	    "$phase" "$name" "$round" "$c" "$ticks" "$json" >>"$RAW"
+	printf '  %-8s r%d c=%-3d %-16s %s; server CPU %s ticks\n' "$phase" "$round" "$c" "$name" \
+	    "$(sed 's/^[^:]*:[^:]*: //' "$RUN/tlsgen.err")" "$ticks" >&2
+}
+
+tls_phase() {
+	local name t r c ci=0 out tc=()
+	say "TLS: $TLS_ROUNDS round(s) x c in {$CONC} x 4 contenders, $SECS s each; $TLS_TRANSFERS transfers of $TLS_BYTES bytes per round; $TLS_HOLD held connections"
+	STUNNEL=$(command -v stunnel4 || command -v stunnel || true)
+	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	    -keyout "$RUN/tls-key.pem" -out "$RUN/tls-cert.pem" >"$RUN/tls-openssl.log" 2>&1; then
+		say "  openssl req failed (see $RUN/tls-openssl.log): no TLS phase"
+		return
+	fi
+	for name in $TLS_ALL; do
+		case $name in
+		stunnel|porterd+stunnel) [ -n "$STUNNEL" ] || { TLS_HOW[$name]="not run: stunnel4 not installed"; continue; } ;;
+		esac
+		"start_tls_$name" "${TLS_PORT[$name]}"
+		# Ready when the rate service answers right (10 s at most).
+		t=0
+		until tls_gen "$name" "${TLS_PORT[$name]}" -q -c 1 -n 1 -t 2 >/dev/null 2>&1; do
+			t=$((t + 1))
+			if [ "$t" -ge 100 ] || ! kill -0 "${TLS_PID[$name]}" 2>/dev/null; then
+				break
+			fi
+			sleep 0.1
+		done
+		if [ "$t" -ge 100 ] || ! kill -0 "${TLS_PID[$name]}" 2>/dev/null; then
+			say "  $name did not answer on ${TLS_PORT[$name]}; its log:"
+			tail -5 "$RUN/tls-$name.log" >&2
+			stop_pid "${TLS_PID[$name]}"
+			unset "TLS_PID[$name]"
+			TLS_HOW[$name]="not run: did not start (see $RUN/tls-$name.log)"
+			continue
+		fi
+		say "  started $name (pid ${TLS_PID[$name]}) on 127.0.0.1:${TLS_PORT[$name]}"
+		tls_gen "$name" "${TLS_PORT[$name]}" -q -c 4 -n 50 >/dev/null 2>&1	# warm-up
+		tc+=("$name")
+	done
+	if [[ " ${tc[*]} " != *" porterd-plain "* ]]; then
+		say "  plaintext porterd did not start: no reference, no TLS figures"
+	else
+		for ((r = 1; r <= TLS_ROUNDS; r++)); do
+			for c in $CONC; do
+				ci=$((ci + 1))
+				for name in $(rotate "$ci" "${tc[@]}"); do
+					tls_load tls "$name" "${TLS_PORT[$name]}" "$r" "$c" -d "$SECS" \
+					    -t "$CONN_TIMEOUT"
+				done
+			done
+			ci=$((ci + 1))
+			for name in $(rotate "$ci" "${tc[@]}"); do
+				tls_load tls-bulk "$name" $((TLS_PORT[$name] + 10)) "$r" 1 -b "$TLS_BYTES" \
+				    -n "$TLS_TRANSFERS"
+			done
+		done
+		# Memory: TLS_HOLD connections held at once, the server's process tree read.
+		for name in "${tc[@]}"; do
+			out=$(tls_gen "$name" $((TLS_PORT[$name] + 20)) -H "$TLS_HOLD" -c 16 -t 30 \
+			    -p "${TLS_PID[$name]}" 2>"$RUN/tlsgen.err")
+			say "  hold     $name: $(sed 's/^[^:]*:[^:]*: //' "$RUN/tlsgen.err")"
+			[ -n "$out" ] && printf '{"phase":"tls-hold","contender":"%s","n":%d,"result":%s}\n' \
+			    "$name" "$TLS_HOLD" "$out" >>"$RAW"
+		done
+	fi
+	for name in "${tc[@]}"; do
+		stop_pid "${TLS_PID[$name]}"
+		unset "TLS_PID[$name]"
+	done
+	for name in $TLS_ALL; do
+		[ -n "${TLS_HOW[$name]:-}" ] && printf '%s\t%s\n' "$name" "${TLS_HOW[$name]}"
+	done >"$RUN/tls-how.tsv"
+}
+
+# ---- the report
+report() {
+	HOWJSON=$RUN/how.jsonl
+	: >"$HOWJSON"
+	for name in $ALL; do
+		if [ -n "${HOW[$name]:-}" ]; then
+			printf '%s\t%s\n' "$name" "${HOW[$name]}" >>"$HOWJSON"
+		elif [ -n "${MISSING[$name]:-}" ]; then
+			printf '%s\tnot run: %s\n' "$name" "${MISSING[$name]}" >>"$HOWJSON"
+		fi
+	done
+	[ -f "$RUN/tls-how.tsv" ] || : >"$RUN/tls-how.tsv"
+	"$PY" "$BENCH/report.py" --raw "$RAW" --how "$HOWJSON" --tls-how "$RUN/tls-how.tsv" \
+	    --out "$RESULTS" --dat "$RUN/throughput.dat" --meta "handler=$HANDLER_KIND" "rounds=$ROUNDS" "secs=$SECS" \
+	    "conc=$CONC" "quick=$QUICK" "scale_rounds=$SCALE_ROUNDS" "scale_conc=$SCALE_CONC" \
+	    "rss_conns=$RSS_CONNS" "porterd=$PORTERD" "nproc=$(nproc)" \
+	    "scale_sizes=$SCALE_SIZES" "reload_sizes=$RELOAD_SIZES" "reload_reps=$RELOAD_REPS" \
+	    "gap_sizes=$GAP_SIZES" "gap_reps=$GAP_REPS" "hold_sizes=$HOLD_SIZES" "hold_secs=$HOLD_SECS" \
+	    "fd_limit=$FD_NOTE" "pid_max=$(cat /proc/sys/kernel/pid_max)" \
+	    "mem_total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
+	    "sched_autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
+	    "porterd_commit=$PORTERD_COMMIT" "porterd_src=${PORTERD_SRC:-$PORTERD}" \
+	    "tls_rounds=$TLS_ROUNDS" "tls_bytes=$TLS_BYTES" "tls_transfers=$TLS_TRANSFERS" \
+	    "tls_hold=$TLS_HOLD" \
+	    "tls_only=$TLS_ONLY" "openssl=$(openssl version 2>/dev/null)" \
+	    "stunnel=$( (${STUNNEL:-stunnel4} -version 2>&1 || true) | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -1)" \
+	    "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" "duration_s=$(( $(date +%s) - T_START ))"
+	# --tls-only: no main matrix, nothing to plot.
+	if [ "$DO_PLOT" = 1 ] && [ "$TLS_ONLY" = 0 ]; then
+		if command -v gnuplot >/dev/null; then
+			"$BENCH/plot.sh" "$RUN/throughput.dat" "$BENCH/throughput.png" &&
+			    say "plot: $BENCH/throughput.png"
+		else
+			say "no gnuplot: no plot"
+		fi
+	fi
+}
+
 # ------------------------------------------------------------------ main
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
@@ -390,6 +628,13 @@ if [ -x "$PORTERD" ]; then
 	say "measuring $PORTERD_SRC (checkout at $PORTERD_COMMIT), copied to $PORTERD"
 fi
 [ "$("$BUILD/handler-$HANDLER_KIND" </dev/null)" = hello ] || { say "handler broken"; exit 111; }
+
+if [ "$TLS_ONLY" = 1 ]; then
+	tls_phase
+	report
+	say "results: $RESULTS (raw runs: $RAW); took $(( $(date +%s) - T_START )) s"
+	exit 0
+fi
 
 CONTENDERS=()
 for name in ${ONLY:-$ALL}; do
@@ -655,33 +900,8 @@ if [ "$DO_HOLD" = 1 ] && [ -x "$PORTERD" ] && [ -n "$HOLD_SIZES" ]; then
 	forget_pid "$hpid"
 fi
 
-# ---- the report
-HOWJSON=$RUN/how.jsonl
-: >"$HOWJSON"
-for name in $ALL; do
-	if [ -n "${HOW[$name]:-}" ]; then
-		printf '%s\t%s\n' "$name" "${HOW[$name]}" >>"$HOWJSON"
-	elif [ -n "${MISSING[$name]:-}" ]; then
-		printf '%s\tnot run: %s\n' "$name" "${MISSING[$name]}" >>"$HOWJSON"
-	fi
-done
-"$PY" "$BENCH/report.py" --raw "$RAW" --how "$HOWJSON" --out "$RESULTS" \
-    --dat "$RUN/throughput.dat" --meta "handler=$HANDLER_KIND" "rounds=$ROUNDS" "secs=$SECS" \
-    "conc=$CONC" "quick=$QUICK" "scale_rounds=$SCALE_ROUNDS" "scale_conc=$SCALE_CONC" \
-    "rss_conns=$RSS_CONNS" "porterd=$PORTERD" "nproc=$(nproc)" \
-    "scale_sizes=$SCALE_SIZES" "reload_sizes=$RELOAD_SIZES" "reload_reps=$RELOAD_REPS" \
-    "gap_sizes=$GAP_SIZES" "gap_reps=$GAP_REPS" "hold_sizes=$HOLD_SIZES" "hold_secs=$HOLD_SECS" \
-    "fd_limit=$FD_NOTE" "pid_max=$(cat /proc/sys/kernel/pid_max)" \
-    "mem_total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
-    "sched_autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
-    "porterd_commit=$PORTERD_COMMIT" "porterd_src=${PORTERD_SRC:-$PORTERD}" \
-    "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" "duration_s=$(( $(date +%s) - T_START ))"
-if [ "$DO_PLOT" = 1 ]; then
-	if command -v gnuplot >/dev/null; then
-		"$BENCH/plot.sh" "$RUN/throughput.dat" "$BENCH/throughput.png" &&
-		    say "plot: $BENCH/throughput.png"
-	else
-		say "no gnuplot: no plot"
-	fi
+if [ "$DO_TLS" = 1 ]; then
+	tls_phase
 fi
+report
 say "results: $RESULTS (raw runs: $RAW); took $(( $(date +%s) - T_START )) s"

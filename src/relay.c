@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,8 +21,13 @@
 #include "relay.h"
 #include "tls.h"
 
-/* One TLS record's worth each way: the most SSL_read gives at once. */
-#define RELAY_BUF 16384
+/*
+ * Client to handler: one TLS record's worth, the most SSL_read gives at once.
+ * Handler to client: four, so that a handler writing a lot costs one recv()
+ * per 64 KiB; SSL_write makes records of it one by one (partial writes).
+ */
+#define RELAY_BUF_IN 16384
+#define RELAY_BUF_OUT 65536
 /* After our close_notify and FIN, how long the client has to close too. */
 #define LINGER_MS 1000
 
@@ -184,9 +191,22 @@ tls_vars(SSL *ssl)
 }
 
 struct pipe_buf {
-	char		 buf[RELAY_BUF];
-	size_t		 off, len;
+	char		*buf;
+	size_t		 size, off, len;
 };
+
+/*
+ * A handler that fills the whole buffer is sending a lot: its records are
+ * held back (TCP_CORK) until there is nothing more to write for now, so that
+ * four 16 KiB records go out as one segment rather than four. Returns the
+ * new state.
+ */
+static int
+cork(int fd, int on)
+{
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+	return on;
+}
 
 /*
  * Carry bytes between the client (ssl on fd) and the handler (sp) until both
@@ -197,23 +217,34 @@ struct pipe_buf {
 static void
 pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 {
-	static struct pipe_buf to_h, to_c;
+	static char in[RELAY_BUF_IN], out[RELAY_BUF_OUT];
+	struct pipe_buf to_h = { in, sizeof(in), 0, 0 }, to_c = { out, sizeof(out), 0, 0 };
 	int c_eof = 0, c_dead = 0, h_eof = 0, h_gone = 0, h_deaf = 0, sp_shut = 0;
 	int notified = 0;
+	/*
+	 * A side that said "nothing more for now" is not asked again until poll
+	 * says it has something: in a long transfer, one read() that fails with
+	 * EAGAIN per record is otherwise spent on the side that sends nothing.
+	 */
+	int c_drained = 0, h_drained = 0;
+	int corked = 0;
 
 	for (;;) {
 		short want_c = 0, want_h = 0;
 		int progress = 0, n, e;
 
 		/* The client's bytes to the handler. */
-		if (!c_eof && !c_dead && to_h.len == 0) {
-			n = SSL_read(ssl, to_h.buf, sizeof(to_h.buf));
+		if (!c_eof && !c_dead && to_h.len == 0 && c_drained && !SSL_has_pending(ssl)) {
+			want_c |= POLLIN;
+		} else if (!c_eof && !c_dead && to_h.len == 0) {
+			n = SSL_read(ssl, to_h.buf, (int)to_h.size);
 			if (n > 0) {
 				to_h.off = 0;
 				to_h.len = (size_t)n;
 				progress = 1;
 			} else if ((e = SSL_get_error(ssl, n)) == SSL_ERROR_WANT_READ) {
 				want_c |= POLLIN;
+				c_drained = 1;
 			} else if (e == SSL_ERROR_WANT_WRITE) {
 				want_c |= POLLOUT;
 			} else {
@@ -248,15 +279,20 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 		}
 
 		/* The handler's bytes to the client. */
-		if (!h_eof && !c_dead && to_c.len == 0) {
-			ssize_t got = recv(sp, to_c.buf, sizeof(to_c.buf), MSG_DONTWAIT);
+		if (!h_eof && !c_dead && to_c.len == 0 && h_drained) {
+			want_h |= POLLIN;
+		} else if (!h_eof && !c_dead && to_c.len == 0) {
+			ssize_t got = recv(sp, to_c.buf, to_c.size, MSG_DONTWAIT);
 
 			if (got > 0) {
 				to_c.off = 0;
 				to_c.len = (size_t)got;
 				progress = 1;
+				if ((size_t)got == to_c.size && !corked)
+					corked = cork(fd, 1);
 			} else if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
 				want_h |= POLLIN;
+				h_drained = errno == EAGAIN;
 			} else {
 				h_eof = 1;
 				progress = 1;
@@ -287,10 +323,15 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 		/* A client gone takes everything; so does a handler gone for good. */
 		if (c_dead)
 			return;
-		if (h_eof && notified && ((c_eof && sp_shut) || h_deaf || h_gone))
+		if (h_eof && notified && ((c_eof && sp_shut) || h_deaf || h_gone)) {
+			if (corked)
+				(void)cork(fd, 0);
 			return;
+		}
 		if (progress)
 			continue;
+		if (corked)
+			corked = cork(fd, 0);
 		{
 			struct pollfd p[2] = { { .fd = fd, .events = want_c },
 				{ .fd = sp, .events = want_h } };
@@ -300,6 +341,10 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 				p[1].fd = -1;
 			if (poll(p, 2, -1) < 0 && errno != EINTR)
 				return;
+			if (p[0].revents != 0)
+				c_drained = 0;
+			if (p[1].revents != 0)
+				h_drained = 0;
 			if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
 				c_dead = 1;
 				r->truncated = !got_close_notify && !notified;
