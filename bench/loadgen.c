@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "genlib.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -76,15 +78,6 @@ static struct trace_rec *trace;	/* -o: kept in memory, written at the end */
 static size_t ntrace, tracecap;
 static const char *trace_path;
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 on_signal(int sig)
 {
@@ -109,27 +102,6 @@ usage(void)
 	    "  -q        no human line on stderr\n"
 	    "  -o FILE   one line per finished connection: T0_NS T1_NS KIND (monotonic)\n");
 	exit(2);
-}
-
-static char *
-unescape(const char *s)
-{
-	char *out = malloc(strlen(s) + 1), *o = out;
-
-	if (out == NULL)
-		exit(2);
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' && s[1] == 'n')
-			*o++ = '\n', s++;
-		else if (*s == '\\' && s[1] == 'r')
-			*o++ = '\r', s++;
-		else if (*s == '\\' && s[1] == '\\')
-			*o++ = '\\', s++;
-		else
-			*o++ = *s;
-	}
-	*o = '\0';
-	return out;
 }
 
 static void
@@ -261,28 +233,10 @@ readable(struct conn *c)
 	}
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 pct_ms(double p)
 {
-	size_t i;
-
-	if (nlat == 0)
-		return 0;
-	/* Nearest rank. */
-	i = (size_t)(p / 100.0 * (double)nlat + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > nlat)
-		i = nlat;
-	return (double)lat[i - 1] / 1e6;
+	return pct_ms_of(lat, nlat, p);
 }
 
 int

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "genlib.h"
+
 static double
 now_ms(void)
 {
@@ -29,25 +31,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static char *
-unescape(const char *s)
-{
-	char *out = malloc(strlen(s) + 1), *o = out;
-
-	if (out == NULL)
-		exit(2);
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' && s[1] == 'n')
-			*o++ = '\n', s++;
-		else if (*s == '\\' && s[1] == '\\')
-			*o++ = '\\', s++;
-		else
-			*o++ = *s;
-	}
-	*o = '\0';
-	return out;
 }
 
 static double t_connected = -1;

@@ -47,6 +47,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "genlib.h"
+
 enum err_kind {
 	E_REFUSED, E_RESET, E_TIMEOUT, E_HANDSHAKE, E_TLS, E_WRONG, E_EMPTY,
 	E_ADDRNOTAVAIL, E_OTHER, E_ABORTED, E_NKINDS
@@ -88,15 +90,6 @@ static double *bulk_s;			/* per transfer: first byte to EOF, s */
 static size_t nbulk;
 static uint64_t addr_pause_until;
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 on_signal(int sig)
 {
@@ -123,25 +116,6 @@ usage(void)
 	    "  -p PID    with -H: the memory of PID's process tree, before and held\n"
 	    "  -q        no human line on stderr\n");
 	exit(2);
-}
-
-static char *
-unescape(const char *s)
-{
-	char *out = malloc(strlen(s) + 1), *o = out;
-
-	if (out == NULL)
-		exit(2);
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' && s[1] == 'n')
-			*o++ = '\n', s++;
-		else if (*s == '\\' && s[1] == '\\')
-			*o++ = '\\', s++;
-		else
-			*o++ = *s;
-	}
-	*o = '\0';
-	return out;
 }
 
 static enum err_kind
@@ -460,27 +434,10 @@ tree_mem(pid_t pid)
 	return m;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 pct_ms(double p)
 {
-	size_t i;
-
-	if (nlat == 0)
-		return 0;
-	i = (size_t)(p / 100.0 * (double)nlat + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > nlat)
-		i = nlat;
-	return (double)lat[i - 1] / 1e6;
+	return pct_ms_of(lat, nlat, p);
 }
 
 /* The median of n values, from a sorted copy. */
