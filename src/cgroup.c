@@ -27,11 +27,16 @@
  * connection cgroup goes back to its service's pool, and the next connection
  * reuses it. Opening its directory for clone3 and its cgroup.events when the
  * handler is reaped costs some 8 us more (kernfs makes an inode at each open),
- * a fifth of what containment costs porterd for a connection: so up to WARM_MAX
- * cgroups (and no more than a 64th of the fd limit's worth) keep both open
- * from one connection to the next ("warm"), and close them once idle for
- * WARM_IDLE_MS, so that porterd's fds are back to what they were soon after a
- * burst. Only a tree that outlives its handler is watched (its
+ * a fifth of what containment costs porterd for a connection. clone3 itself
+ * checks that porterd may write the target's cgroup.procs and that of the
+ * common ancestor, and kernfs makes and frees an inode for each check unless
+ * that file is open somewhere: most of what CLONE_INTO_CGROUP costs (perf: the
+ * kernel's cgroup_can_fork fell to a tenth with both files held). So up to
+ * WARM_MAX cgroups (and no more than a 64th of the fd limit's worth) keep their
+ * directory, cgroup.events and cgroup.procs open from one connection to the
+ * next ("warm"), and close them once idle for WARM_IDLE_MS, so that porterd's
+ * fds are back to what they were soon after a burst; the common ancestor's
+ * cgroup.procs stays open from setup to exit. Only a tree that outlives its handler is watched (its
  * cgroup.events in an epoll set, EPOLLPRI), so a thousand short connections
  * add nothing to the loop.
  */
@@ -52,6 +57,7 @@ struct cg_conn {
 	char		 path[112];	/* SERVICE/cN, under handlers/ */
 	int		 fd;		/* O_PATH, its directory, while a handler starts */
 	int		 events;	/* cgroup.events, while watched */
+	int		 procs;		/* O_PATH, its cgroup.procs, while warm (see above) */
 	long		 key;		/* watched: what cgroup_run reports; 0: not */
 	unsigned long long memory_max;	/* what memory.max and pids.max hold */
 	unsigned long	 tasks_max;
@@ -63,6 +69,7 @@ struct cg_conn {
 
 static int active;
 static int base_fd = -1, handlers_fd = -1, epfd = -1;
+static int ancestor_procs = -1;	/* O_PATH: see the cost, above */
 static int controllers;		/* CG_* enabled in handlers/ */
 static int own_leaf;		/* porterd moved itself into BASE/porterd */
 static int base_made;		/* BASE is ours to remove at exit */
@@ -103,9 +110,11 @@ conn_close_fds(struct cg_conn *cc)
 {
 	if (cc->events >= 0)
 		close(cc->events);
+	if (cc->procs >= 0)
+		close(cc->procs);
 	if (cc->fd >= 0)
 		close(cc->fd);
-	cc->events = cc->fd = -1;
+	cc->events = cc->procs = cc->fd = -1;
 	if (cc->warm) {
 		idle_unlink(cc);
 		cc->warm = 0;
@@ -429,16 +438,48 @@ choose_base(const char *where, char *out, size_t len, int *made_here, int *move_
 	return 0;
 }
 
+/*
+ * The cgroup.procs of the closest cgroup above both porterd's own and its
+ * handlers' (BASE, when porterd moved itself into BASE/porterd): clone3 checks
+ * it at every spawn. Left closed when it cannot be found; only a cache.
+ */
+static void
+open_ancestor_procs(void)
+{
+	char mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX], common[PATH_MAX + 16];
+	size_t n = 0;
+
+	if (find_mount(mnt, sizeof(mnt), root, sizeof(root)) < 0 ||
+	    own_cgroup(mnt, root, own, sizeof(own)) < 0)
+		return;
+	/* The longest common prefix that ends at a path component of both. */
+	for (size_t i = 0;; i++) {
+		int end_own = own[i] == '\0' || own[i] == '/';
+		int end_base = base_path[i] == '\0' || base_path[i] == '/';
+
+		if (end_own && end_base)
+			n = i;
+		if (own[i] == '\0' || own[i] != base_path[i])
+			break;
+	}
+	if (n == 0)
+		return;
+	snprintf(common, sizeof(common), "%.*s/cgroup.procs", (int)n, own);
+	ancestor_procs = open(common, O_PATH | O_CLOEXEC);
+}
+
 static void
 undo_setup(void)
 {
+	if (ancestor_procs >= 0)
+		close(ancestor_procs);
 	if (handlers_fd >= 0)
 		close(handlers_fd);
 	if (base_fd >= 0)
 		close(base_fd);
 	if (epfd >= 0)
 		close(epfd);
-	handlers_fd = base_fd = epfd = -1;
+	handlers_fd = base_fd = epfd = ancestor_procs = -1;
 	if (base_made)
 		(void)remove_tree(AT_FDCWD, base_path);
 	base_made = 0;
@@ -501,11 +542,12 @@ cgroup_setup(const char *where, char *msg, size_t len)
 		snprintf(why, sizeof(why), "epoll: %s", strerror(errno));
 		goto fail;
 	}
-	/* Two fds each: a 64th of the limit (raised by now) at most. */
+	/* Three fds each: a 64th of the limit (raised by now) at most. */
 	warm_max = WARM_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur / 128 < warm_max)
-		warm_max = (unsigned)(rl.rlim_cur / 128);
+	    rl.rlim_cur / 192 < warm_max)
+		warm_max = (unsigned)(rl.rlim_cur / 192);
+	open_ancestor_procs();
 	active = 1;
 	snprintf(msg, len, "handlers are contained in cgroups under %s/handlers", base_path);
 	return 1;
@@ -707,7 +749,7 @@ cgroup_conn_get(struct cg_svc *sv, unsigned long long memory_max, unsigned long 
 		if ((cc = calloc(1, sizeof(*cc))) == NULL)
 			return NULL;
 		cc->sv = sv;
-		cc->fd = cc->events = -1;
+		cc->fd = cc->events = cc->procs = -1;
 		/* A name left by an earlier porterd, with its handlers still in it, is skipped. */
 		do
 			snprintf(cc->path, sizeof(cc->path), "%s/c%lu", sv->name, next_conn++);
@@ -724,6 +766,8 @@ cgroup_conn_get(struct cg_svc *sv, unsigned long long memory_max, unsigned long 
 	    O_CLOEXEC)) >= 0 && nwarm < warm_max) {
 		cc->warm = 1;
 		nwarm++;
+		/* Only a cache: clone3 works without it. */
+		cc->procs = openat(cc->fd, "cgroup.procs", O_PATH | O_CLOEXEC);
 	}
 	if (cc->fd < 0 || set_limits(cc, memory_max, tasks_max) < 0) {
 		e = errno;
@@ -983,6 +1027,9 @@ cgroup_cleanup(void)
 
 	if (!active)
 		return 0;
+	if (ancestor_procs >= 0)
+		close(ancestor_procs);
+	ancestor_procs = -1;
 	if (handlers_fd >= 0)
 		close(handlers_fd);
 	handlers_fd = -1;

@@ -26,7 +26,7 @@ TIMEOUT = float(os.environ.get("PORTERD_TEST_TIMEOUT", "20"))
 # PORTERD_VALGRIND=1: run every daemon under memcheck; any report fails the test.
 VALGRIND = os.environ.get("PORTERD_VALGRIND", "") not in ("", "0")
 # What porterd keeps open on a connection's cgroup between connections (cgroup.c).
-WARM_CGROUP = re.compile(r"/handlers/[^/]+/c\d+(/cgroup\.events)?$")
+WARM_CGROUP = re.compile(r"/handlers/[^/]+/c\d+(/cgroup\.(events|procs))?$")
 
 
 _given_ports = set()
