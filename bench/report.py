@@ -238,6 +238,9 @@ def print_hold(rows, out):
 
 TLS_REF = "porterd-plain"
 TLS_PORTERD = "porterd-tls"
+# The ceilings (tlsfloor.c): TLS alone, no process per connection, no handler;
+# and the same workers starting the handler for each connection.
+TLS_FLOORS = ("tls-floor", "tls-floor-exec")
 # Issue 10's targets: (contender, conn/s at least this many times its conn/s).
 TLS_TARGETS = ((TLS_REF, 0.5), ("stunnel", 1.0), ("porterd+stunnel", 2.0))
 TLS_BULK_TARGET = 0.8
@@ -375,6 +378,36 @@ def print_tls(runs, how, meta, out):
                 "want_at_least": TLS_BULK_TARGET, "ratio": st, "met": ok}
             print("  transfer >= %.1f x %-14s %s: %s" % (
                 TLS_BULK_TARGET, TLS_REF, "met" if ok else "NOT met", ratio_text(st)), file=out)
+
+    # What no design could beat here: each ceiling against the reference, and
+    # how close porterd tls = yes comes to it.
+    if ref and any(f in rate for f in TLS_FLOORS):
+        summ["ceiling"] = {}
+        print("", file=out)
+        print("The ceilings, with the same clients on the same CPUs: tls-floor (TLS alone: "
+              "no process per connection, no handler); tls-floor-exec (the same workers "
+              "start the handler for each connection and carry its output):", file=out)
+    for fl in TLS_FLOORS:
+        floor = rate.get(fl, {})
+        if not floor or not ref:
+            continue
+        summ["ceiling"][fl] = {}
+        c_plain, c_mine = [], []
+        for c in concs:
+            fp = per_round_ratio(floor.get(c, []), ref.get(c, []), cps)
+            mf = per_round_ratio(mine.get(c, []), floor.get(c, []), cps)
+            summ["ceiling"][fl]["c=%d" % c] = {"vs_plain": fp, "porterd_tls_vs_it": mf}
+            c_plain.append("c=%d %s" % (c, ratio_text(fp)))
+            c_mine.append("c=%d %s" % (c, ratio_text(mf)))
+        fb = bulk.get(fl, {}).get(1, [])
+        tb = ""
+        if fb and bref:
+            fp = per_round_ratio(fb, bref, mbps)
+            mf = per_round_ratio(bulk.get(TLS_PORTERD, {}).get(1, []), fb, mbps)
+            summ["ceiling"][fl]["transfer"] = {"vs_plain": fp, "porterd_tls_vs_it": mf}
+            tb = "; transfer %s" % ratio_text(fp)
+        print("  %-15s x %s: %s%s" % (fl, TLS_REF, "; ".join(c_plain), tb), file=out)
+        print("  %-15s x %s: %s" % (TLS_PORTERD, fl, "; ".join(c_mine)), file=out)
 
     if holds:
         print("", file=out)

@@ -375,10 +375,12 @@ record_rss() {	# record_rss LABEL CONNS PID
 # Each contender serves three services: the rate one (HANDLER, "hello\n"), the
 # transfer (bench/bulk: TLS_BYTES zero bytes) and the held one (bench/hold).
 # Ports: 2400x rate, 2401x transfer, 2402x held; x = 1 plaintext porterd (the
-# reference), 2 porterd tls = yes, 3 stunnel4 daemon, 4 porterd + stunnel4 inetd.
-TLS_ALL="porterd-plain porterd-tls stunnel porterd+stunnel"
+# reference), 2 porterd tls = yes, 3 stunnel4 daemon, 4 porterd + stunnel4 inetd,
+# 5 tls-floor (the ceiling: TLS alone, no process per connection), 6 tls-floor-exec
+# (the ceiling with a handler: pre-forked TLS workers that start the handler).
+TLS_ALL="porterd-plain porterd-tls stunnel porterd+stunnel tls-floor tls-floor-exec"
 declare -A TLS_PORT=([porterd-plain]=24001 [porterd-tls]=24002 [stunnel]=24003
-    [porterd+stunnel]=24004)
+    [porterd+stunnel]=24004 [tls-floor]=24005 [tls-floor-exec]=24006)
 declare -A TLS_PID=() TLS_HOW=()
 STUNNEL=""
 
@@ -460,8 +462,35 @@ start_tls_porterd+stunnel() {
 	TLS_PID[porterd+stunnel]=$!
 }
 
-# The server's CPU time with its reaped children (relays, handlers), in ticks.
-tree_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The ceiling: no process per connection, no handler, TLS alone (tlsfloor.c).
+start_tls_tls-floor() {
+	TLS_HOW[tls-floor]="$BUILD/tlsfloor -c $RUN/tls-cert.pem -k $RUN/tls-key.pem -w 16 -b $TLS_BYTES 127.0.0.1:$1 127.0.0.1:$(($1 + 10))   (16 workers forked once; each accepts, handshakes and writes the reply itself: hello, or the transfer's bytes; no hold service)"
+	"$BUILD/tlsfloor" -c "$RUN/tls-cert.pem" -k "$RUN/tls-key.pem" -w 16 -b "$TLS_BYTES" \
+	    "127.0.0.1:$1" "127.0.0.1:$(($1 + 10))" </dev/null >"$RUN/tls-tls-floor.log" 2>&1 &
+	TLS_PID[tls-floor]=$!
+}
+
+# The ceiling with a handler: the same workers start HANDLER (bulk) for each connection.
+start_tls_tls-floor-exec() {
+	TLS_HOW[tls-floor-exec]="$BUILD/tlsfloor -c $RUN/tls-cert.pem -k $RUN/tls-key.pem -w 16 -x $HANDLER -X $BUILD/bulk 127.0.0.1:$1 127.0.0.1:$(($1 + 10))   (as tls-floor, but after each handshake the worker starts the handler on a socketpair, posix_spawn, and carries its output to the client; no hold service)"
+	"$BUILD/tlsfloor" -c "$RUN/tls-cert.pem" -k "$RUN/tls-key.pem" -w 16 -x "$HANDLER" \
+	    -X "$BUILD/bulk" "127.0.0.1:$1" "127.0.0.1:$(($1 + 10))" </dev/null \
+	    >"$RUN/tls-tls-floor-exec.log" 2>&1 &
+	TLS_PID[tls-floor-exec]=$!
+}
+
+# The server's CPU time with its reaped children (relays, handlers) and its live
+# ones (tls-floor's workers: never reaped during a run), in ticks.
+tree_ticks() {
+	local kids
+	kids=$(cat /proc/"$1"/task/*/children 2>/dev/null)
+	{
+		awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0
+		for k in $kids; do
+			awk '{print $14 + $15}' "/proc/$k/stat" 2>/dev/null
+		done
+	} | awk '{ t += $1 } END { print t + 0 }'
+}
 
 # tls_gen NAME PORT [tlsgen args]: tlsgen against NAME, plaintext for the reference.
 tls_gen() {
@@ -493,7 +522,7 @@ tls_load() {
 
 tls_phase() {
 	local name t r c ci=0 out tc=()
-	say "TLS: $TLS_ROUNDS round(s) x c in {$CONC} x 4 contenders, $SECS s each; $TLS_TRANSFERS transfers of $TLS_BYTES bytes per round; $TLS_HOLD held connections"
+	say "TLS: $TLS_ROUNDS round(s) x c in {$CONC} x $(wc -w <<<"$TLS_ALL") contenders, $SECS s each; $TLS_TRANSFERS transfers of $TLS_BYTES bytes per round; $TLS_HOLD held connections"
 	STUNNEL=$(command -v stunnel4 || command -v stunnel || true)
 	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 	    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
@@ -546,6 +575,7 @@ tls_phase() {
 		done
 		# Memory: TLS_HOLD connections held at once, the server's process tree read.
 		for name in "${tc[@]}"; do
+			case $name in tls-floor*) continue ;; esac	# 16 workers: no hold service
 			out=$(tls_gen "$name" $((TLS_PORT[$name] + 20)) -H "$TLS_HOLD" -c 16 -t 30 \
 			    -p "${TLS_PID[$name]}" 2>"$RUN/tlsgen.err")
 			say "  hold     $name: $(sed 's/^[^:]*:[^:]*: //' "$RUN/tlsgen.err")"

@@ -609,15 +609,28 @@ main(int argc, char **argv)
 					break;
 			}
 		} else if (launching && now >= addr_pause_until) {
-			for (size_t i = 0; i < nslots && (n == 0 || started < n); i++) {
-				if (conns[i].fd >= 0)
-					continue;
-				started++;
-				if (start(&conns[i]) == 0 && !plain)
-					step(&conns[i], 0);
-				if (addr_pause_until > now)
-					break;
-			}
+			/*
+			 * A server that answers at once can have its whole connection
+			 * made inside step(): the slot is free again, and is filled
+			 * again here rather than after an epoll_wait with nothing to wait for.
+			 */
+			int again;
+
+			do {
+				again = 0;
+				for (size_t i = 0; i < nslots && (n == 0 || started < n); i++) {
+					if (conns[i].fd >= 0)
+						continue;
+					started++;
+					if (start(&conns[i]) == 0 && !plain) {
+						step(&conns[i], 0);
+						again |= conns[i].fd < 0;
+					}
+					if (addr_pause_until > now)
+						break;
+				}
+			} while (again && (n == 0 || started < n) && now_ns() < soft_ns &&
+			    !interrupted && addr_pause_until <= now);
 		}
 		/* Count again: a step may have finished some. */
 		active = 0;
