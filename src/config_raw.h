@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "config_line.h"
 
 /* Longest section name inih keeps whole (it cuts at 49 characters). */
 #define NAME_MAX_LEN 48
@@ -54,12 +55,6 @@ const char *config_keep_file(struct config *cf, const char *path);
  * before a byte of it is read.
  */
 #define CONFIG_FILE_MAX (16 << 20)
-/*
- * inih reads into a fixed buffer (INI_MAX_LINE, 200 bytes in Debian's build)
- * and splits longer lines. config_read hands such a line to inih shortened and
- * keeps its value whole, so a physical line is limited only by this.
- */
-#define CONFIG_LINE_MAX 65535
 /* After this many errors the sections left are not checked: the table is lost anyway. */
 #define CONFIG_ERRORS_MAX 200
 FILE *config_open(struct raw *raw, const char *path);

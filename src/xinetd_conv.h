@@ -9,11 +9,12 @@
 #include <stddef.h>
 
 #include "addr.h"
+#include "config_line.h"
 #include "xinetd_nets.h"
 #include "xinetd_text.h"
 
-/* porterd's limits: inih's line buffer, section names. */
-#define LINE_LIMIT 198
+/* porterd's limits: the longest line its files may have, section names. */
+#define LINE_LIMIT CONFIG_LINE_MAX
 #define NAME_LIMIT 48
 
 enum attr {

@@ -61,7 +61,9 @@ emit_args(struct buf *out, char **argv, size_t argc)
 
 	buf_add(out, "args =");
 	for (size_t i = 0; i < argc; i++) {
-		char q[LINE_LIMIT + 1] = "";
+		static char q[LINE_LIMIT + 1];
+
+		q[0] = '\0';	/* args_quote appends */
 
 		if (args_quote(q, sizeof(q), argv[i]) < 0 || strlen(q) > LINE_LIMIT - 8)
 			return -1;

@@ -91,6 +91,31 @@ class XinetdTest(unittest.TestCase):
                 files[n] = f.read()
         return files
 
+    def test_long_paths_and_arguments_are_carried(self):
+        """A server path and an argument longer than inih's 200-byte line buffer
+        convert whole (porterd reads lines up to 64 KiB) and are served."""
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        deep = os.path.join(self.dir, *(["d" * 60] * 4))
+        os.makedirs(deep)
+        server = write_script(deep, "say", '#!/bin/sh\nprintf "%s\\n" "$1"\n')
+        word = "w" * 300
+        port = free_port()
+        conf = os.path.join(self.dir, "xinetd.conf")
+        with open(conf, "w") as f:
+            f.write("service long\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n"
+                    "\twait = no\n\tuser = %s\n\tserver = %s\n\tserver_args = %s\n"
+                    "\tbind = 127.0.0.1\n\tport = %d\n}\n" % (me, server, word, port))
+        self.assertGreater(len(server), 250)
+        p = Porterd({})
+        self.addCleanup(p.cleanup)
+        r = convert("-o", p.confdir, conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = "".join(self.read_dir(p.confdir).values())
+        self.assertIn("exec = %s\n" % server, text)
+        self.assertRegex(text, r"\nargs = say\s+%s\n" % word)
+        p.start()
+        self.assertEqual(talk(port), word.encode() + b"\n")
+
     # -- Debian's files
 
     def test_debian_xinetd_package(self):
