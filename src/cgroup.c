@@ -30,15 +30,15 @@
  * a fifth of what containment costs porterd for a connection. clone3 itself
  * checks that porterd may write the target's cgroup.procs and that of the
  * common ancestor, and kernfs makes and frees an inode for each check unless
- * that file is open somewhere: most of what CLONE_INTO_CGROUP costs (perf: the
- * kernel's cgroup_can_fork fell to a tenth with both files held). So up to
- * WARM_MAX cgroups (and no more than a 64th of the fd limit's worth) keep their
- * directory, cgroup.events and cgroup.procs open from one connection to the
- * next ("warm"), and close them once idle for WARM_IDLE_MS, so that porterd's
- * fds are back to what they were soon after a burst; the common ancestor's
- * cgroup.procs stays open from setup to exit. Only a tree that outlives its handler is watched (its
- * cgroup.events in an epoll set, EPOLLPRI), so a thousand short connections
- * add nothing to the loop.
+ * that file is open somewhere: most of what CLONE_INTO_CGROUP costs (perf, a
+ * loop of spawns: the kernel's cgroup_can_fork fell to a tenth with both files
+ * held). So up to WARM_MAX cgroups (and no more than a 64th of the fd limit's
+ * worth) keep their directory, cgroup.events and cgroup.procs open from one
+ * connection to the next ("warm"), and close them once idle for WARM_IDLE_MS,
+ * so that porterd's fds are back to what they were soon after a burst; the
+ * common ancestor's cgroup.procs stays open from setup to exit. Only a tree
+ * that outlives its handler is watched (its cgroup.events in an epoll set,
+ * EPOLLPRI), so a thousand short connections add nothing to the loop.
  */
 #define POOL_MAX 128
 #define WARM_MAX 64
