@@ -1,14 +1,35 @@
 /*
- * genlib.h: the small pieces bench/'s clients (loadgen, tlsgen, probe) share.
+ * genlib.h: the small pieces bench/'s tools (loadgen, tlsgen, probe, holder,
+ * tlsfloor) share.
  * Header-only, as each tool is one .c built by plain cc (bench/Makefile).
  */
 #ifndef BENCH_GENLIB_H
 #define BENCH_GENLIB_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* "IPv4:PORT" from the command line into *sin: 0, or -1 when it is not that. */
+static inline int
+ipv4_port(const char *arg, struct sockaddr_in *sin)
+{
+	char host[64];
+	const char *colon = strrchr(arg, ':');
+
+	if (colon == NULL || (size_t)(colon - arg) >= sizeof(host))
+		return -1;
+	memcpy(host, arg, (size_t)(colon - arg));
+	host[colon - arg] = '\0';
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)atoi(colon + 1));
+	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
+}
 
 static inline uint64_t
 now_ns(void)

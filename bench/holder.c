@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "genlib.h"
+
 enum { S_FREE, S_OPENING, S_HELD, S_DONE };
 enum { F_REFUSED, F_RESET, F_TIMEOUT, F_WRONG, F_LOST, F_OTHER, F_NKINDS };
 static const char *const fail_name[F_NKINDS] = {
@@ -231,7 +233,6 @@ main(int argc, char **argv)
 	struct epoll_event *evs;
 	struct sigaction sa;
 	struct snap before, at_held, at_idle, after;
-	char host[64], *colon;
 	long children_left = -1;
 
 	while ((ch = getopt(argc, argv, "n:c:t:H:p:e:")) != -1) {
@@ -248,12 +249,7 @@ main(int argc, char **argv)
 	if (optind != argc - 1 || n < 1 || conc < 1 || tmo <= 0 || hold_s < 0)
 		goto usage;
 	explen = strlen(expect);
-	snprintf(host, sizeof(host), "%s", argv[optind]);
-	if ((colon = strrchr(host, ':')) == NULL)
-		goto usage;
-	*colon = '\0';
-	target.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
+	if (ipv4_port(argv[optind], &target) < 0)
 		goto usage;
 
 	/* N connections and a few more descriptors: take the hard limit. */

@@ -249,7 +249,6 @@ main(int argc, char **argv)
 	struct epoll_event *evs;
 	struct conn *conns;
 	struct sigaction sa;
-	char host[64], *colon;
 	unsigned long errtotal = 0;
 	double elapsed, sum = 0;
 	size_t active = 0;
@@ -273,14 +272,8 @@ main(int argc, char **argv)
 	    conn_timeout <= 0)
 		usage();
 	explen = strlen(expect);
-	snprintf(host, sizeof(host), "%s", argv[optind]);
-	if ((colon = strrchr(host, ':')) == NULL)
-		usage();
-	*colon = '\0';
-	target.sin_family = AF_INET;
-	target.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &target.sin_addr) != 1) {
-		fprintf(stderr, "loadgen: %s: not an IPv4 address\n", host);
+	if (ipv4_port(argv[optind], &target) < 0) {
+		fprintf(stderr, "loadgen: %s: not an IPv4 address and port\n", argv[optind]);
 		return 2;
 	}
 	if (hard < 0)

@@ -77,7 +77,6 @@ main(int argc, char **argv)
 	int gone = 0, both = 0, interval = 200, ch, r;
 	pid_t hup = 0;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char host[64], *colon;
 
 	while ((ch = getopt(argc, argv, "H:gct:i:e:")) != -1) {
 		switch (ch) {
@@ -92,12 +91,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		goto usage;
-	snprintf(host, sizeof(host), "%s", argv[optind]);
-	if ((colon = strrchr(host, ':')) == NULL)
-		goto usage;
-	*colon = '\0';
-	sin.sin_port = htons((unsigned short)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+	if (ipv4_port(argv[optind], &sin) < 0)
 		goto usage;
 
 	t0 = now_ms();

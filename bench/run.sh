@@ -462,27 +462,33 @@ start_tls_porterd+stunnel() {
 	TLS_PID[porterd+stunnel]=$!
 }
 
+# tlsfloor_start NAME PORT WHAT [tlsfloor args]: 16 workers on PORT and PORT + 10
+# (rate, transfer); no hold service.
+tlsfloor_start() {
+	local name=$1 port=$2 what=$3
+	shift 3
+	TLS_HOW[$name]="$BUILD/tlsfloor -c $RUN/tls-cert.pem -k $RUN/tls-key.pem -w 16 $* 127.0.0.1:$port 127.0.0.1:$((port + 10))   ($what; no hold service)"
+	"$BUILD/tlsfloor" -c "$RUN/tls-cert.pem" -k "$RUN/tls-key.pem" -w 16 "$@" \
+	    "127.0.0.1:$port" "127.0.0.1:$((port + 10))" </dev/null >"$RUN/tls-$name.log" 2>&1 &
+	TLS_PID[$name]=$!
+}
+
 # The ceiling: no process per connection, no handler, TLS alone (tlsfloor.c).
 start_tls_tls-floor() {
-	TLS_HOW[tls-floor]="$BUILD/tlsfloor -c $RUN/tls-cert.pem -k $RUN/tls-key.pem -w 16 -b $TLS_BYTES 127.0.0.1:$1 127.0.0.1:$(($1 + 10))   (16 workers forked once; each accepts, handshakes and writes the reply itself: hello, or the transfer's bytes; no hold service)"
-	"$BUILD/tlsfloor" -c "$RUN/tls-cert.pem" -k "$RUN/tls-key.pem" -w 16 -b "$TLS_BYTES" \
-	    "127.0.0.1:$1" "127.0.0.1:$(($1 + 10))" </dev/null >"$RUN/tls-tls-floor.log" 2>&1 &
-	TLS_PID[tls-floor]=$!
+	tlsfloor_start tls-floor "$1" "16 workers forked once; each accepts, handshakes and writes the reply itself: hello, or the transfer's bytes" \
+	    -b "$TLS_BYTES"
 }
 
 # The ceiling with a handler: the same workers start HANDLER (bulk) for each connection.
 start_tls_tls-floor-exec() {
-	TLS_HOW[tls-floor-exec]="$BUILD/tlsfloor -c $RUN/tls-cert.pem -k $RUN/tls-key.pem -w 16 -x $HANDLER -X $BUILD/bulk 127.0.0.1:$1 127.0.0.1:$(($1 + 10))   (as tls-floor, but after each handshake the worker starts the handler on a socketpair, posix_spawn, and carries its output to the client; no hold service)"
-	"$BUILD/tlsfloor" -c "$RUN/tls-cert.pem" -k "$RUN/tls-key.pem" -w 16 -x "$HANDLER" \
-	    -X "$BUILD/bulk" "127.0.0.1:$1" "127.0.0.1:$(($1 + 10))" </dev/null \
-	    >"$RUN/tls-tls-floor-exec.log" 2>&1 &
-	TLS_PID[tls-floor-exec]=$!
+	tlsfloor_start tls-floor-exec "$1" "as tls-floor, but after each handshake the worker starts the handler on a socketpair, posix_spawn, and carries its output to the client" \
+	    -x "$HANDLER" -X "$BUILD/bulk"
 }
 
 # The server's CPU time with its reaped children (relays, handlers) and its live
 # ones (tls-floor's workers: never reaped during a run), in ticks.
 tree_ticks() {
-	local kids
+	local kids k
 	kids=$(cat /proc/"$1"/task/*/children 2>/dev/null)
 	{
 		awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0
@@ -643,7 +649,7 @@ make -s -C "$BENCH" >"$RUN/make.log" 2>&1 || { cat "$RUN/make.log" >&2; exit 111
 BCFLAGS="-O2 -g -Wall -Wextra -std=gnu11"
 for t in holder hold; do
 	[ "$t" = hold ] && static=-static || static=
-	if [ ! -x "$BUILD/$t" ] || [ "$BENCH/$t.c" -nt "$BUILD/$t" ]; then
+	if [ ! -x "$BUILD/$t" ] || [ "$BENCH/$t.c" -nt "$BUILD/$t" ] || [ "$BENCH/genlib.h" -nt "$BUILD/$t" ]; then
 		${CC:-cc} $BCFLAGS $static -o "$BUILD/$t" "$BENCH/$t.c" >>"$RUN/make.log" 2>&1 ||
 		    { cat "$RUN/make.log" >&2; exit 111; }
 	fi

@@ -46,6 +46,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "genlib.h"
+
 #define MAX_WORKERS 256
 
 static pid_t workers[MAX_WORKERS];
@@ -63,18 +65,13 @@ on_term(int sig)
 static int
 listen_on(const char *hostport)
 {
-	char host[64];
-	const char *colon = strrchr(hostport, ':');
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin;
 	int fd, one = 1;
 
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
+	if (ipv4_port(hostport, &sin) < 0) {
+		errno = EINVAL;
 		return -1;
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	sin.sin_port = htons((unsigned short)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		return -1;
+	}
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -484,7 +484,6 @@ main(int argc, char **argv)
 	struct conn *conns;
 	struct sigaction sa;
 	struct mem before = { 0, 0, 0 }, during = { 0, 0, 0 }, after = { 0, 0, 0 };
-	char host[64], *colon;
 	unsigned long errtotal = 0;
 	double elapsed, settle_s = 0, data_s = 0;
 	size_t active = 0;
@@ -527,14 +526,8 @@ main(int argc, char **argv)
 	}
 	if (tmo < 0)
 		tmo = bulk ? 120 : 5;
-	snprintf(host, sizeof(host), "%s", argv[optind]);
-	if ((colon = strrchr(host, ':')) == NULL)
-		usage();
-	*colon = '\0';
-	target.sin_family = AF_INET;
-	target.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &target.sin_addr) != 1) {
-		fprintf(stderr, "tlsgen: %s: not an IPv4 address\n", host);
+	if (ipv4_port(argv[optind], &target) < 0) {
+		fprintf(stderr, "tlsgen: %s: not an IPv4 address and port\n", argv[optind]);
 		return 2;
 	}
 	if (bulk || hold_n > 0)
