@@ -5,6 +5,7 @@ hierarchy (-g naming a place that is not one), porterd falls back to process
 groups and keeps signalling a group whose leader has died."""
 
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -77,6 +78,8 @@ class ContainmentTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="porterd-cg.")
         os.chmod(self.tmp, 0o755)
+        # Registered first, so run last: after every porterd the test started.
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.leftover = []
 
     def tearDown(self):
