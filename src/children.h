@@ -17,6 +17,7 @@
  */
 struct child {
 	pid_t			 pid;		/* the key: the handler's pid, or < 0 lingering */
+						/* or being spawned */
 	pid_t			 pgid;		/* the handler's pid, its process group */
 	struct cg_conn		*cg;		/* its cgroup; NULL: its process group only */
 	int			 reaped;	/* the handler itself has exited, with status */
@@ -33,6 +34,9 @@ struct child {
 	char			 peer[48];	/* -v: the client, for the exit line */
 	int			 tls_fd;	/* a TLS relay's report pipe; -1: none */
 	int			 no_handler;	/* a TLS relay that started none: no exit to count */
+	int			 has_errlog;	/* stderr = log: a pipe in errlog */
+	int			 spawning;	/* a spawner thread is starting it: no pid yet, */
+						/* its key is < 0 (spawner.h) */
 };
 
 /*

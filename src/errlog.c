@@ -132,6 +132,24 @@ errlog_service(const struct pollfd *pfd, size_t n)
 }
 
 void
+errlog_drain(pid_t pid)
+{
+	struct pollfd p = { .fd = -1, .events = POLLIN, .revents = POLLIN };
+
+	for (size_t i = 0; i < npipes && p.fd < 0; i++)
+		if (pipes[i]->pid == pid)
+			p.fd = pipes[i]->fd;
+	/* Each read takes a buffer's worth; the rest waits for poll. */
+	for (int round = 0; round < 8 && p.fd >= 0; round++) {
+		size_t before = npipes;
+
+		errlog_service(&p, 1);
+		if (npipes != before)
+			break;	/* EOF: closed */
+	}
+}
+
+void
 errlog_flush_all(void)
 {
 	while (npipes > 0)

@@ -21,6 +21,11 @@ size_t errlog_pollfds(struct pollfd *pfd);
 /* Read what the pipes polled in pfd[0..n) have; log complete lines; close at EOF. */
 void errlog_service(const struct pollfd *pfd, size_t n);
 size_t errlog_count(void);
+/*
+ * pid was reaped: log what its pipe holds now (at most a few reads), so that
+ * its last words come before its exit even when its pipe was not polled yet.
+ */
+void errlog_drain(pid_t pid);
 /* Log what is left and close every pipe (at exit). */
 void errlog_flush_all(void);
 

@@ -26,6 +26,7 @@
 #include "reload.h"
 #include "report.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "waitmark.h"
 #include "watch.h"
 
@@ -63,7 +64,7 @@ static volatile sig_atomic_t pending[NSIG];
  */
 static int rewatch = 1;
 static long long next_unpause;		/* earliest end of a pause; 0: none */
-static pid_t next_linger_key = -1;	/* keys of lingering records: -1, -2, ... */
+static pid_t next_linger_key = -1;	/* keys of records without a pid: -1, -2, ... */
 
 static void
 on_signal(int sig)
@@ -111,6 +112,7 @@ take_signal(int sig)
 }
 
 static void pause_listener(struct listener *l, long long ms);
+static void spawned(struct spawn_job *j, void *ctx);
 
 /*
  * A wait handler that exits without taking the datagram or connection that
@@ -208,14 +210,23 @@ tree_left(struct child *c)
 	return c->kill_ms != 0 && kill(-c->pgid, 0) == 0;
 }
 
+/* A key for a record without a pid: a lingering tree, a handler being spawned. */
+static pid_t
+pidless_key(void)
+{
+	pid_t key = next_linger_key;
+
+	next_linger_key = next_linger_key == INT_MIN ? -1 : next_linger_key - 1;
+	return key;
+}
+
 /* Keep the record of a reaped handler whose tree goes on, under a key of its own. */
 static void
 linger(struct child *c)
 {
 	int r;
 
-	c->pid = next_linger_key;
-	next_linger_key = next_linger_key == INT_MIN ? -1 : next_linger_key - 1;
+	c->pid = pidless_key();
 	if (c->cg != NULL && (r = cgroup_conn_watch(c->cg, c->pid)) != 0) {
 		if (r < 0)
 			log_limited(&c->st->lim_fail, LOG_ERR, "%s: pid %ld: watching its cgroup: "
@@ -275,6 +286,26 @@ tls_outcome(struct child *c)
 	return ran;
 }
 
+/* The handler of c (taken out of the table) was reaped with status. */
+static void
+reaped(struct child *c, int status)
+{
+	c->reaped = 1;
+	c->status = status;
+	c->reaped_ms = log_now_ms();
+	if (c->has_errlog)
+		errlog_drain(c->pgid);
+	/* A relay whose handshake failed started no handler: no exit to count. */
+	if (c->tls_fd >= 0) {
+		c->no_handler = !tls_outcome(c);
+		c->tls_fd = -1;
+	}
+	if (tree_left(c))
+		linger(c);
+	else
+		child_done(c);
+}
+
 static void
 reap(void)
 {
@@ -283,20 +314,10 @@ reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (children_take(pid, &c) < 0)
-			continue;
-		c.reaped = 1;
-		c.status = status;
-		c.reaped_ms = log_now_ms();
-		/* A relay whose handshake failed started no handler: no exit to count. */
-		if (c.tls_fd >= 0) {
-			c.no_handler = !tls_outcome(&c);
-			c.tls_fd = -1;
-		}
-		if (tree_left(&c))
-			linger(&c);
-		else
-			child_done(&c);
+		if (children_take(pid, &c) == 0)
+			reaped(&c, status);
+		else	/* a handler a spawner thread started, not yet collected? */
+			(void)spawner_reaped(pid, status);
 	}
 }
 
@@ -387,6 +408,9 @@ reload_apply(struct table **tab)
 	for (size_t i = 0; i < cf->nsvc; i++)
 		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
 			log_warn("%s", cf->svc[i].tls_warn[j]);
+	/* No handler may still be starting from a service about to be freed. */
+	spawner_quiesce();
+	spawner_collect(spawned, NULL);
 	table_retire(*tab, next);
 	*tab = next;
 	rewatch = 1;
@@ -486,27 +510,30 @@ spawn_failed(const struct slot *sl, const char *err)
 
 static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
 
-static void
+static struct child *
 track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src,
     int errfd, int tlsfd, const struct conn *conn, struct cg_conn *cg)
 {
 	struct child *c = children_add(pid, sl->st, wait_lst);
 
+	int logged = errfd >= 0;
+
 	if (errfd >= 0 && errlog_add(errfd, pid, sl->st) < 0) {
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s",
 		    sl->svc->name, (long)pid, strerror(errno));
 		close(errfd);
+		logged = 0;
 	}
-
-	if (c != NULL)
+	if (c != NULL) {
 		c->tls_fd = tlsfd;
-	else if (tlsfd >= 0)
+		c->has_errlog = logged;
+	} else if (tlsfd >= 0)
 		close(tlsfd);
 	if (c == NULL) {
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
 		    (long)pid, strerror(errno));
-		return;		/* its cgroup is not reused, and goes at exit */
+		return NULL;	/* its cgroup is not reused, and goes at exit */
 	}
 	c->cg = cg;
 	c->stop_at_exit = sl->svc->stop_at_exit;
@@ -536,6 +563,7 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		if (next_timer_ms == 0 || c->deadline_ms < next_timer_ms)
 			next_timer_ms = c->deadline_ms;
 	}
+	return c;
 }
 
 /* ---- timeouts ---- */
@@ -577,7 +605,10 @@ check_timeout(struct child *c, void *ctx)
 
 	if (c->deadline_ms == 0 && c->kill_ms == 0)
 		return;
-	if (c->reaped && c->cg == NULL) {
+	if (c->spawning) {
+		/* No pid to signal yet: looked at again once it has one. */
+		due = c->deadline_ms > ts->now ? c->deadline_ms : ts->now + GROUP_PROBE_MS;
+	} else if (c->reaped && c->cg == NULL) {
 		/* A group whose leader is gone: until it is empty, or the grace is over. */
 		if (kill(-c->pgid, 0) < 0 || ts->now >= c->kill_ms) {
 			if (ts->now >= c->kill_ms && kill(-c->pgid, SIGKILL) == 0)
@@ -925,13 +956,119 @@ log_connection(const struct service *s, const struct conn *c, pid_t pid)
 		log_info("%s: %s -> failed", s->name, peer);
 }
 
+/* ---- handlers started by spawner threads (spawner.h) ---- */
+
+static int defer(struct listener *l, struct conn *c, const struct srckey *key, int counted);
+
+/*
+ * Hand c to a spawner thread. Its record is made now, under a key of its own,
+ * so that every limit counts it from here on. 0: submitted, c->fd is the
+ * job's now; -1: not (no job free, no cgroup or record): start it here.
+ */
+static int
+submit(const struct slot *sl, struct conn *c, const struct srckey *src)
+{
+	struct spawn_job *j;
+	struct cg_conn *cg;
+	struct child *rec;
+	char err[512];
+	int failed;
+	pid_t key;
+
+	if ((j = spawner_job(sl->svc)) == NULL)
+		return -1;
+	if ((cg = handler_cgroup(sl, &failed, err, sizeof(err))) == NULL && failed) {
+		spawner_unused(j);
+		return -1;
+	}
+	key = pidless_key();
+	if ((rec = track(sl, key, NULL, src, -1, -1, c, cg)) == NULL) {
+		if (cg != NULL) {
+			cgroup_conn_started(cg);
+			cgroup_conn_put(cg);
+		}
+		spawner_unused(j);
+		return -1;
+	}
+	rec->spawning = 1;
+	rec->pgid = 0;
+	j->c = *c;
+	c->fd = -1;
+	j->cgfd = cg != NULL ? cgroup_conn_fd(cg) : -1;
+	/* Its stderr pipe to be read, or its start logged, at once. */
+	j->wake = log_verbose() || sl->svc->stderr_mode == STDERR_LOG;
+	j->key = key;
+	j->lst = sl->lst != NULL ? listener_ref(sl->lst) : NULL;
+	spawner_submit(j);
+	return 0;
+}
+
+/*
+ * A spawner thread is done with j: its record gets the handler's pid, or the
+ * start failed (logged, and the client deferred as in dispatch_or_defer when
+ * there was no memory or process for a child). Before any job's service is
+ * freed, and before reaping, so that a handler's pid is known when it is.
+ */
+static void
+spawned(struct spawn_job *j, void *ctx)
+{
+	struct child c;
+
+	(void)ctx;
+	if (children_take((pid_t)j->key, &c) < 0) {
+		/* Not to happen: the record is made before the job is submitted. */
+		if (j->c.fd >= 0)
+			close(j->c.fd);
+		if (j->errfd >= 0)
+			close(j->errfd);
+		goto out;
+	}
+	c.spawning = 0;
+	if (c.cg != NULL)
+		cgroup_conn_started(c.cg);
+	if (j->err != 0) {
+		struct slot sl = { j->s, j->lst, c.st };
+
+		errno = j->err;
+		spawn_failed(&sl, j->why);
+		if (log_verbose())
+			log_connection(j->s, &j->c, -1);
+		if (j->c.fd >= 0 && (j->err == EAGAIN || j->err == ENOMEM) && j->lst != NULL &&
+		    j->lst->fd >= 0 && defer(j->lst, &j->c, &c.src, c.has_src) == 0)
+			c.st->accepted--;
+		if (j->c.fd >= 0)
+			close(j->c.fd);
+		c.no_handler = 1;
+		child_done(&c);
+		goto out;
+	}
+	c.pid = c.pgid = j->pid;
+	if (j->errfd >= 0 && errlog_add(j->errfd, j->pid, c.st) < 0) {
+		log_limited(&c.st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s", c.st->name,
+		    (long)j->pid, strerror(errno));
+		close(j->errfd);
+	} else if (j->errfd >= 0) {
+		c.has_errlog = 1;
+	}
+	if (log_verbose())
+		log_connection(j->s, &j->c, j->pid);
+	if (j->reaped)
+		reaped(&c, j->status);
+	else
+		(void)children_put(&c);	/* where it was taken from: no room needed */
+out:
+	if (j->lst != NULL)
+		listener_unref(j->lst);
+}
+
 /*
  * An admitted connection of sl's service (accepted, or named through tcpmux, or
  * past its PROXY header): answer it, or start its handler. The caller closes
- * c->fd afterwards, as porterd's copy is never needed again.
+ * c->fd afterwards unless it is -1: porterd's copy is never needed again, and
+ * a spawner thread closes it itself.
  */
 static pid_t
-dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
+dispatch(const struct slot *sl, struct conn *c, const struct srckey *src)
 {
 	const struct service *s = sl->svc;
 	struct cg_conn *cg = NULL;
@@ -940,6 +1077,10 @@ dispatch(const struct slot *sl, const struct conn *c, const struct srckey *src)
 	pid_t pid;
 
 	sl->st->accepted++;
+	/* A handler of its own, no TLS relay: a spawner thread starts it. */
+	if (s->builtin == BUILTIN_NONE && !s->tls && spawner_active() &&
+	    submit(sl, c, src) == 0)
+		return 1;	/* a pid yet to come; logged when it has come */
 	if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {
 		builtin_stream_now(s->builtin, c->fd);
 		pid = 0;
@@ -1215,7 +1356,8 @@ tcpmux_take(struct pending *p, void *ctx)
 	if (sl->svc->tcpmux_ack)
 		say(p->conn.fd, "+Go\r\n");
 	dispatch(sl, &p->conn, counted ? &key : NULL);
-	close(p->conn.fd);
+	if (p->conn.fd >= 0)
+		close(p->conn.fd);
 	return 1;
 }
 
@@ -1263,7 +1405,8 @@ proxy_take(struct pending *p, const struct table *t)
 		return 1;
 	}
 	dispatch(sl, &p->conn, counted ? &key : NULL);
-	close(p->conn.fd);
+	if (p->conn.fd >= 0)
+		close(p->conn.fd);
 	return 1;
 }
 
@@ -1368,7 +1511,7 @@ serve_ready(const struct table *t)
  * Our own fds at the head of the poll set: the self-pipe, the listeners, the -i
  * file, the cgroups of lingering trees, the end of a reload's read.
  */
-#define LOOP_FIXED_FDS 5
+#define LOOP_FIXED_FDS 6
 
 void
 loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers)
@@ -1411,6 +1554,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		pfd[3].events = POLLIN;
 		pfd[4].fd = reload_fd();
 		pfd[4].events = POLLIN;
+		pfd[5].fd = spawner_fd();	/* -1 without spawner threads */
+		pfd[5].events = POLLIN;
 		watch_listeners(*tab, now, &wake);
 		/* Before poll: a listener watched again may have nothing new to wake us. */
 		if (ndeferred > 0)
@@ -1421,6 +1566,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		if (next_pending != 0 && (wake < 0 || next_pending < wake))
 			wake = next_pending;
 		timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
+		if (pending[SIGUSR1])
+			timeout = 0;	/* a dump put off (see below) */
 		r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
@@ -1437,13 +1584,22 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 			errlog_service(pfd + LOOP_FIXED_FDS, nerr - LOOP_FIXED_FDS);
 		if (r > 0 && n > nerr)
 			pending_service(pfd + nerr, n - nerr);
-		if (take_signal(SIGCHLD))
+		if (r > 0 && pfd[5].revents != 0)
+			spawner_woken();
+		/* Handlers started meanwhile get their pids before any is reaped... */
+		spawner_collect(spawned, NULL);
+		if (take_signal(SIGCHLD)) {
 			reap();
+			/* ... and those reaped before they were collected, their exit. */
+			spawner_collect(spawned, NULL);
+		}
 		/* After reaping: a tree is over once its handler and its cgroup are. */
 		if (r > 0 && pfd[3].revents != 0)
 			cgroup_run(tree_gone, NULL);
 		if (take_signal(SIGTERM) || take_signal(SIGINT)) {
 			drain_queues(*tab);
+			spawner_quiesce();
+			spawner_collect(spawned, NULL);
 			break;
 		}
 		if (take_signal(SIGHUP))
@@ -1456,7 +1612,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 			reload_finish(tab, src);
 			continue;	/* what was ready is looked at again, in the new table */
 		}
-		if (take_signal(SIGUSR1))
+		/* Listeners to look at again first, or the dump would tell the old state. */
+		if (!rewatch && take_signal(SIGUSR1))
 			status_dump();
 		if (r > 0 && pfd[1].revents != 0)
 			serve_ready(*tab);
@@ -1483,7 +1640,7 @@ stop_one(struct child *c, void *ctx)
 {
 	struct stop_scan *ss = ctx;
 
-	if (!c->stop_at_exit)
+	if (!c->stop_at_exit || c->spawning)
 		return;
 	if (c->reaped && c->cg == NULL && kill(-c->pgid, 0) < 0) {
 		if (ss->ngone == ss->capgone) {

@@ -28,6 +28,7 @@
 #include "ratelimit.h"
 #include "report.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "table.h"
 
 #ifndef PORTERD_SERVICES_DIR
@@ -251,7 +252,7 @@ main(int argc, char **argv)
 	const char *dir_arg = PORTERD_SERVICES_DIR;
 	char *dir, *pidfile = NULL, *inetd_conf = NULL, *cgroup_where = NULL;
 	struct config_sources src = { .dir = NULL };
-	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c;
+	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c, spawners;
 	unsigned max_handlers = 0;
 	struct config_errors errs = { NULL, 0 };
 	struct config *cf;
@@ -328,7 +329,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 
-	spawn_prepare();
+	spawners = spawn_prepare(spawner_wanted());
 	/* Sockets before daemonizing, so that "address in use" reaches the terminal. */
 	(void)cgroup_enable(cgroup_wanted(cf));
 	if ((tab = table_build(cf, NULL, err, sizeof(err))) == NULL) {
@@ -386,7 +387,9 @@ main(int argc, char **argv)
 		notify_send(state);
 	}
 
+	(void)spawner_start(spawners);
 	loop_run(&tab, &src, max_handlers);
+	spawner_stop();
 
 	notify_send("STOPPING=1");
 	pending_close_all();

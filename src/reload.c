@@ -84,6 +84,9 @@ reload_start(const struct config_sources *src)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rd.threaded = pthread_create(&rd.thread, NULL, reader, NULL) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Told apart from the spawner threads in ps -L, top -H and the tests. */
+	if (rd.threaded)
+		(void)pthread_setname_np(rd.thread, "porterd-reload");
 	if (!rd.threaded) {
 		load();
 		(void)!write(done_fd, &(uint64_t){ 1 }, sizeof(uint64_t));

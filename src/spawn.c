@@ -31,16 +31,21 @@ spawn_set_daemon_signals(const int *sigs, int n)
 	memcpy(daemon_sigs, sigs, (size_t)ndaemon_sigs * sizeof(int));
 }
 
-/* Room for the per-connection variables; filled before fork, read by the child. */
-static char connvar[CONFIG_ENV_SLOTS][160];
-static char *listen_pid_var;
+/* The per-connection variables of the loop's own (synchronous) starts. */
+static struct spawn_env loop_env;
 /* Opened by the parent: a vfork child must not open what the parent won't have. */
 static int devnull_fd = -1;
 
+/*
+ * The per-connection variables into e, pointed to from envp[s->envp_base] on
+ * (envp[0..envp_base) are the service's own). Thread-safe: only e and envp
+ * are written.
+ */
 static void
-fill_env(const struct service *s, const struct conn *c)
+fill_env(const struct service *s, const struct conn *c, char **envp_all, struct spawn_env *e)
 {
-	char **envp = s->envp + s->envp_base;
+	char (*connvar)[sizeof(e->var[0])] = e->var;
+	char **envp = envp_all + s->envp_base;
 	size_t n = 0;
 
 	if (s->listen.family == AF_UNIX) {
@@ -87,7 +92,7 @@ fill_env(const struct service *s, const struct conn *c)
 		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_FDS=1");
 		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_FDNAMES=%s", s->name);
 		/* The child writes its own pid over the zeros (see set_listen_pid). */
-		listen_pid_var = connvar[n];
+		e->listen_pid = connvar[n];
 		snprintf(connvar[n++], sizeof(*connvar), "LISTEN_PID=0000000000");
 	}
 	for (size_t i = 0; i < n; i++)
@@ -100,9 +105,9 @@ fill_env(const struct service *s, const struct conn *c)
 
 /* In the child: LISTEN_PID=<its pid>, with no library call that may allocate. */
 static void
-set_listen_pid(void)
+set_listen_pid(char *var)
 {
-	char digits[16], *p = listen_pid_var + strlen("LISTEN_PID=");
+	char digits[16], *p = var + strlen("LISTEN_PID=");
 	unsigned long pid = (unsigned long)getpid();
 	int n = 0;
 
@@ -216,7 +221,8 @@ spawn_sandbox(const struct service *s, const char **step)
  * it stays in its relay's process group, so that a timeout reaches both.
  */
 static int
-child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed)
+child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed,
+    char *listen_pid)
 {
 	spawn_reset_signals();
 	if (!relayed && setsid() < 0)
@@ -240,7 +246,7 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed
 		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
 		    dup2(errfd >= 0 ? errfd : null, 2) < 0)
 			return STEP_DUP2;
-		set_listen_pid();
+		set_listen_pid(listen_pid);
 	} else {
 		for (int target = 0; target <= 2; target++)
 			if (dup2(target == 2 && errfd >= 0 ? errfd : fd, target) < 0)
@@ -275,6 +281,8 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed
 /* What the child needs, on the parent's stack (shared with a vfork child). */
 struct child_args {
 	const struct service	*s;
+	char		* const *envp;
+	char			*listen_pid;	/* fds = systemd: LISTEN_PID=, to complete */
 	int			 relayed;	/* the handler of a TLS relay */
 	int			 fd;		/* the connection */
 	int			 errfd;		/* its fd 2, or -1 */
@@ -316,9 +324,9 @@ child_main(void *arg)
 	/* fds = systemd puts the socket on 3: the error pipe must not be there. */
 	if (a->pipe_w == 3)
 		a->pipe_w = fcntl(3, F_DUPFD_CLOEXEC, 4);
-	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w, a->relayed);
+	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w, a->relayed, a->listen_pid);
 	if (ce.step < 0) {
-		execve(a->s->exec, a->s->argv, a->s->envp);
+		execve(a->s->exec, a->s->argv, a->envp);
 		ce.step = STEP_EXEC;
 	}
 fail:
@@ -346,7 +354,17 @@ static int use_vfork = 1;
 #endif
 
 #define CHILD_STACK_SIZE (64 * 1024)
-static char *child_stack;
+
+/*
+ * A fork child whose pid the kernel writes into the parent's memory before the
+ * child runs (CLONE_PARENT_SETTID): the raw clone system call, whose argument
+ * order is per architecture.
+ */
+#if defined(__x86_64__)
+#define HAVE_FORK_SETTID 1
+#else
+#define HAVE_FORK_SETTID 0
+#endif
 
 /*
  * Staging slots: two fds held from the start, below every listener, on
@@ -358,15 +376,28 @@ static char *child_stack;
  * close_range(slot_top, ~0, CLOSE_RANGE_UNSHARE), which gives it a private
  * table holding only the fds below slot_top: stdio, /dev/null and the slots.
  */
-static int slot_conn = -1, slot_err = -1;
+struct spawn_ctx {
+	char	*stack;			/* the vfork child's */
+	int	 slot_conn, slot_err;	/* -1: none, the child gets a copy of the table */
+};
+/* The loop's own; then one for each spawner thread (spawner.h). */
+static struct spawn_ctx ctxs[1 + SPAWN_THREADS_MAX];
+static int nctx = 1;
 
 /*
  * clone3, for CLONE_INTO_CGROUP: the handler is in its cgroup from its first
  * instruction. 0: not tried yet, 1: works, -1: not here (before 5.7, or
  * valgrind), and the child moves itself into its cgroup before anything else.
+ * Spawner threads learn it too: read and written atomically.
  */
-static int have_clone3;
-static unsigned slot_top;	/* 0: no slots, the child gets a copy of the table */
+static int have_clone3_;
+static unsigned slot_top;	/* above every context's slots; 0: no slots at all */
+
+static int
+have_clone3(void)
+{
+	return __atomic_load_n(&have_clone3_, __ATOMIC_RELAXED);
+}
 
 void
 spawn_set_nofile(const struct rlimit *rl)
@@ -384,8 +415,10 @@ spawn_init(void)
 		use_vfork = 0;
 	/* For the tests: the path of kernels without clone3, where children join their cgroup. */
 	if ((how = getenv("PORTERD_CLONE3")) != NULL && strcmp(how, "no") == 0)
-		have_clone3 = -1;
-	if (use_vfork && (child_stack = malloc(CHILD_STACK_SIZE)) == NULL)
+		have_clone3_ = -1;
+	for (int i = 0; i < 1 + SPAWN_THREADS_MAX; i++)
+		ctxs[i].slot_conn = ctxs[i].slot_err = -1;
+	if (use_vfork && (ctxs[0].stack = malloc(CHILD_STACK_SIZE)) == NULL)
 		use_vfork = 0;
 }
 
@@ -417,8 +450,8 @@ vfork_shares_memory(void)
 	int status;
 	pid_t pid;
 
-	pid = clone(probe_child, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
-	    (void *)&flag);
+	pid = clone(probe_child, ctxs[0].stack + CHILD_STACK_SIZE,
+	    CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)&flag);
 	if (pid < 0)
 		return 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -426,50 +459,86 @@ vfork_shares_memory(void)
 	return flag == 1;
 }
 
-void
-spawn_prepare(void)
+/* Its slots on /dev/null, below the listeners; 0, or -1 (then it has none). */
+static int
+ctx_slots(struct spawn_ctx *x)
 {
 	int top;
 
-	if (use_vfork && !vfork_shares_memory())
-		use_vfork = 0;
-	if (!use_vfork || devnull() < 0)
-		return;
-	if ((slot_conn = fcntl(devnull_fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
-	    (slot_err = fcntl(devnull_fd, F_DUPFD_CLOEXEC, 0)) < 0)
-		return;
-	top = devnull_fd > slot_conn ? devnull_fd : slot_conn;
-	top = top > slot_err ? top : slot_err;
-	slot_top = (unsigned)top + 1;
+	if ((x->slot_conn = fcntl(devnull_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -1;
+	if ((x->slot_err = fcntl(devnull_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		close(x->slot_conn);
+		x->slot_conn = -1;
+		return -1;
+	}
+	top = x->slot_conn > x->slot_err ? x->slot_conn : x->slot_err;
+	if ((unsigned)top + 1 > slot_top)
+		slot_top = (unsigned)top + 1;
+	return 0;
 }
 
-/* Put the child's fds in the slots (see slot_top); 0, or -1 to copy the table. */
+int
+spawn_prepare(int threads)
+{
+	if (use_vfork && !vfork_shares_memory())
+		use_vfork = 0;
+	/* Spawner threads need the pid before their child can be reaped (spawner.c). */
+	if (!use_vfork && !HAVE_FORK_SETTID)
+		threads = 0;
+	if (devnull() < 0)
+		return 0;
+	if ((unsigned)devnull_fd + 1 > slot_top)
+		slot_top = (unsigned)devnull_fd + 1;
+	if (use_vfork)
+		(void)ctx_slots(&ctxs[0]);
+	for (nctx = 1; nctx < 1 + threads && nctx < 1 + SPAWN_THREADS_MAX; nctx++) {
+		struct spawn_ctx *x = &ctxs[nctx];
+
+		if (use_vfork && (x->stack = malloc(CHILD_STACK_SIZE)) == NULL)
+			break;
+		if (use_vfork && ctx_slots(x) < 0) {
+			free(x->stack);
+			x->stack = NULL;
+			break;
+		}
+	}
+	return nctx - 1;
+}
+
+struct spawn_ctx *
+spawn_ctx(int i)
+{
+	return i + 1 < nctx ? &ctxs[i + 1] : NULL;
+}
+
+/* Put the child's fds in x's slots (see slot_top); 0, or -1 to copy the table. */
 static int
-stage_fds(struct child_args *a)
+stage_fds(const struct spawn_ctx *x, struct child_args *a)
 {
 	/* A pipe for stderr = log sits above the slots; /dev/null is below. */
 	int move_err = a->errfd >= 0 && (unsigned)a->errfd >= slot_top;
 
-	if (slot_top == 0 || dup3(a->fd, slot_conn, O_CLOEXEC) < 0)
+	if (x->slot_conn < 0 || dup3(a->fd, x->slot_conn, O_CLOEXEC) < 0)
 		return -1;
-	if (move_err && dup3(a->errfd, slot_err, O_CLOEXEC) < 0) {
-		(void)dup3(devnull_fd, slot_conn, O_CLOEXEC);
+	if (move_err && dup3(a->errfd, x->slot_err, O_CLOEXEC) < 0) {
+		(void)dup3(devnull_fd, x->slot_conn, O_CLOEXEC);
 		return -1;
 	}
-	a->fd = slot_conn;
+	a->fd = x->slot_conn;
 	if (move_err)
-		a->errfd = slot_err;
+		a->errfd = x->slot_err;
 	a->unshare_from = slot_top;
 	return 0;
 }
 
 /* Back to /dev/null: porterd's copies of the connection and pipe must go. */
 static void
-unstage_fds(const struct child_args *a)
+unstage_fds(const struct spawn_ctx *x, const struct child_args *a)
 {
-	(void)dup3(devnull_fd, slot_conn, O_CLOEXEC);
-	if (a->errfd == slot_err)
-		(void)dup3(devnull_fd, slot_err, O_CLOEXEC);
+	(void)dup3(devnull_fd, x->slot_conn, O_CLOEXEC);
+	if (a->errfd == x->slot_err)
+		(void)dup3(devnull_fd, x->slot_err, O_CLOEXEC);
 }
 
 
@@ -529,21 +598,34 @@ clone3_missing(int e)
 static void
 clone3_tried(pid_t pid, int e, struct child_args *a)
 {
-	if (pid >= 0)
-		have_clone3 = 1;
-	else if (have_clone3 == 0 && clone3_missing(e))
-		have_clone3 = -1;
-	if (pid < 0 && have_clone3 < 0)
+	if (pid >= 0 && have_clone3() == 0)
+		__atomic_store_n(&have_clone3_, 1, __ATOMIC_RELAXED);
+	else if (pid < 0 && have_clone3() == 0 && clone3_missing(e))
+		__atomic_store_n(&have_clone3_, -1, __ATOMIC_RELAXED);
+	if (pid < 0 && have_clone3() < 0)
 		a->join_cg = 1;
 }
 
+/* fork(), and the child's pid in *ptid before it runs (when ptid is set). */
+static pid_t
+fork_settid(pid_t *ptid)
+{
+#if HAVE_FORK_SETTID
+	if (ptid != NULL)
+		return (pid_t)syscall(SYS_clone, CLONE_PARENT_SETTID | SIGCHLD, NULL, ptid, NULL,
+		    NULL);
+#endif
+	return fork();
+}
+
 /*
- * Start the child; returns its pid once it has exec'd or failed, with a->report
- * telling which (step -1: it exec'd), or -1 with errno and *what failed when
- * there is no child.
+ * Start the child from x; returns its pid once it has exec'd or failed, with
+ * a->report telling which (step -1: it exec'd), or -1 with errno and *what
+ * failed when there is no child. ptid (may be NULL): where the kernel writes
+ * the pid before the child runs.
  */
 static pid_t
-start_child(struct child_args *a, const char **what)
+start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, pid_t *ptid)
 {
 	sigset_t all, saved;
 	ssize_t r;
@@ -554,7 +636,7 @@ start_child(struct child_args *a, const char **what)
 	a->pipe_r = a->pipe_w = -1;
 	a->unshare_from = 0;
 	a->join_cg = 0;
-	if (a->cgfd >= 0 && (have_clone3 < 0 || (use_vfork && !HAVE_CLONE3_ON_STACK)))
+	if (a->cgfd >= 0 && (have_clone3() < 0 || (use_vfork && !HAVE_CLONE3_ON_STACK)))
 		a->join_cg = 1;
 	*what = "pipe";
 	if (!use_vfork) {
@@ -569,8 +651,9 @@ start_child(struct child_args *a, const char **what)
 	sigprocmask(SIG_BLOCK, &all, &saved);
 	/* The stack grows down on every architecture Linux runs porterd on. */
 	if (use_vfork) {
-		int shared = stage_fds(a) == 0;
-		int flags = CLONE_VM | CLONE_VFORK | (shared ? CLONE_FILES : 0);
+		int shared = stage_fds(x, a) == 0;
+		int flags = CLONE_VM | CLONE_VFORK | (shared ? CLONE_FILES : 0) |
+		    (ptid != NULL ? CLONE_PARENT_SETTID : 0);
 
 		pid = -1;
 		e = ENOSYS;
@@ -579,9 +662,10 @@ start_child(struct child_args *a, const char **what)
 			struct clone_args ca = {
 				.flags = (uint64_t)flags | CLONE_INTO_CGROUP,
 				.exit_signal = SIGCHLD,
-				.stack = (uint64_t)(uintptr_t)child_stack,
+				.stack = (uint64_t)(uintptr_t)x->stack,
 				.stack_size = CHILD_STACK_SIZE,
 				.cgroup = (uint64_t)a->cgfd,
+				.parent_tid = (uint64_t)(uintptr_t)ptid,
 			};
 
 			pid = clone3_on_stack(&ca, child_main, a);
@@ -590,11 +674,12 @@ start_child(struct child_args *a, const char **what)
 		}
 #endif
 		if (a->cgfd < 0 || a->join_cg) {
-			pid = clone(child_main, child_stack + CHILD_STACK_SIZE, flags | SIGCHLD, a);
+			pid = clone(child_main, x->stack + CHILD_STACK_SIZE, flags | SIGCHLD, a,
+			    ptid);
 			e = errno;
 		}
 		if (shared)
-			unstage_fds(a);
+			unstage_fds(x, a);
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		errno = e;
 		return pid;
@@ -603,9 +688,10 @@ start_child(struct child_args *a, const char **what)
 	if (a->cgfd >= 0 && !a->join_cg) {
 		/* As fork(): the child has a copy of the memory, and may return here. */
 		struct clone_args ca = {
-			.flags = CLONE_INTO_CGROUP,
+			.flags = CLONE_INTO_CGROUP | (ptid != NULL ? CLONE_PARENT_SETTID : 0),
 			.exit_signal = SIGCHLD,
 			.cgroup = (uint64_t)a->cgfd,
+			.parent_tid = (uint64_t)(uintptr_t)ptid,
 		};
 
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
@@ -613,7 +699,7 @@ start_child(struct child_args *a, const char **what)
 		clone3_tried(pid, e, a);
 	}
 	if (a->cgfd < 0 || a->join_cg)
-		pid = fork();
+		pid = fork_settid(ptid);
 	if (pid == 0)
 		child_main(a);
 	e = errno;
@@ -632,18 +718,27 @@ start_child(struct child_args *a, const char **what)
 	return pid;
 }
 
-pid_t
-spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd, char *err,
-    size_t errlen)
+/*
+ * Start s's handler on c from x, with the environment envp (whose
+ * per-connection part is made in env). A child that fails before its exec is
+ * reaped here unless ptid is set: then the kernel writes its pid there before
+ * it runs, and the loop reaps it (spawner.c). *forked: whether there was a child.
+ */
+static pid_t
+handler_from(const struct spawn_ctx *x, const struct service *s, const struct conn *c,
+    int cgfd, char **envp, struct spawn_env *env, int *errfd, char *err, size_t errlen,
+    pid_t *ptid, int *forked)
 {
 	struct child_args a = { .s = s, .fd = c->fd, .errfd = -1, .cgfd = cgfd,
-		.relayed = c->relayed };
+		.relayed = c->relayed, .envp = envp };
 	int epipe[2] = { -1, -1 }, status;
 	const char *what;
 	pid_t pid;
 
 	*errfd = -1;
-	fill_env(s, c);
+	*forked = 0;
+	fill_env(s, c, envp, env);
+	a.listen_pid = env->listen_pid;
 	if (s->fds_systemd && devnull() < 0) {
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
@@ -661,16 +756,17 @@ spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errf
 		snprintf(err, errlen, "/dev/null: %s", strerror(errno));
 		return -1;
 	}
-	pid = start_child(&a, &what);
+	pid = start_child(x, &a, &what, ptid);
 	if (epipe[1] >= 0)
 		close(epipe[1]);
+	*forked = pid > 0;
 	if (pid < 0 || a.report.step >= 0) {
 		int e = pid < 0 ? errno : a.report.err;
 
 		if (pid < 0) {
 			snprintf(err, errlen, "%s: %s", what, strerror(e));
 		} else {
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			while (ptid == NULL && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 				;
 			snprintf(err, errlen, "%s%s%s: %s", step_names[a.report.step],
 			    a.report.step == STEP_EXEC ? " " : "",
@@ -689,6 +785,26 @@ spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errf
 }
 
 pid_t
+spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd, char *err,
+    size_t errlen)
+{
+	int forked;
+
+	/* The loop's starts are one at a time: the service's own envp takes the variables. */
+	return handler_from(&ctxs[0], s, c, cgfd, s->envp, &loop_env, errfd, err, errlen, NULL,
+	    &forked);
+}
+
+pid_t
+spawn_handler_from(struct spawn_ctx *x, const struct service *s, const struct conn *c,
+    int cgfd, char **envp, struct spawn_env *env, int *errfd, char *err, size_t errlen,
+    pid_t *ptid, int *forked)
+{
+	memcpy(envp, s->envp, s->envp_base * sizeof(*envp));
+	return handler_from(x, s, c, cgfd, envp, env, errfd, err, errlen, ptid, forked);
+}
+
+pid_t
 spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd))
 {
 	sigset_t all, saved;
@@ -700,7 +816,7 @@ spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd
 	pid = fork();
 	if (pid == 0) {
 		/* A child of porterd that never execs: shed every other fd by hand. */
-		if (child_setup(s, fd, -1, -1, 0) >= 0)
+		if (child_setup(s, fd, -1, -1, 0, NULL) >= 0)
 			_exit(111);
 		if (fd > 3)
 			close_range(3, (unsigned)fd - 1, 0);
@@ -729,13 +845,16 @@ spawn_close_fds(const int *keep, int n)
 	for (int i = 0; i < n && m < 12; i++)
 		if (keep[i] >= 3)
 			k[m++] = keep[i];
-	/* What spawn_handler starts a handler from: /dev/null and the slots. */
+	/*
+	 * What spawn_handler starts a handler from: /dev/null and the loop's slots
+	 * (the spawner threads' are not: a relay has none).
+	 */
 	if (devnull_fd >= 3)
 		k[m++] = devnull_fd;
-	if (slot_conn >= 3)
-		k[m++] = slot_conn;
-	if (slot_err >= 3)
-		k[m++] = slot_err;
+	if (ctxs[0].slot_conn >= 3)
+		k[m++] = ctxs[0].slot_conn;
+	if (ctxs[0].slot_err >= 3)
+		k[m++] = ctxs[0].slot_err;
 	qsort(k, (size_t)m, sizeof(*k), int_cmp);
 	for (int i = 0; i < m; i++) {
 		if ((unsigned)k[i] < from)

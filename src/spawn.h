@@ -37,9 +37,11 @@ void spawn_set_nofile(const struct rlimit *rl);
 /*
  * Before serving, and before the listeners are opened: check that a vfork
  * child really shares porterd's memory (else fork), and hold the fds handlers
- * start from (/dev/null and two staging slots) below every listener.
+ * start from (/dev/null and two staging slots) below every listener: the
+ * loop's, and those of up to `threads` spawner threads (spawner.h). Returns
+ * how many spawner threads can start handlers here (0: the loop only).
  */
-void spawn_prepare(void);
+int spawn_prepare(int threads);
 
 /* Signals porterd catches or ignores; the only ones a child has to put back. */
 void spawn_set_daemon_signals(const int *sigs, int n);
@@ -54,6 +56,32 @@ void spawn_set_daemon_signals(const int *sigs, int n);
  */
 pid_t spawn_handler(const struct service *s, const struct conn *c, int cgfd, int *errfd,
     char *err, size_t errlen);
+
+/* ---- from spawner threads (spawner.h) ---- */
+
+#define SPAWN_THREADS_MAX 8
+
+/* A spawner thread's means: a vfork child's stack, two staging slots. */
+struct spawn_ctx;
+/* The i-th, 0 <= i < what spawn_prepare returned. */
+struct spawn_ctx *spawn_ctx(int i);
+
+/* The per-connection variables of a handler's environment, until its exec. */
+struct spawn_env {
+	char		 var[CONFIG_ENV_SLOTS][160];
+	char		*listen_pid;	/* fds = systemd: completed by the child */
+};
+
+/*
+ * As spawn_handler, from a thread of its own with x (one thread per ctx), in
+ * an environment of its own: envp has room for s->envp_base + CONFIG_ENV_SLOTS
+ * + 1 pointers, env for the variables. The kernel writes the pid to *ptid
+ * before the child runs; a child that fails before its exec is left for the
+ * loop to reap. *forked: whether there was a child (else c->fd is untouched).
+ */
+pid_t spawn_handler_from(struct spawn_ctx *x, const struct service *s, const struct conn *c,
+    int cgfd, char **envp, struct spawn_env *env, int *errfd, char *err, size_t errlen,
+    pid_t *ptid, int *forked);
 
 /*
  * tls = yes: fork the relay (relay.h) for c, which makes the TLS handshake,

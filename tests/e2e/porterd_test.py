@@ -127,7 +127,7 @@ def cpu_ticks(pid):
 class Porterd:
     """One porterd process on a services.d of the test's own."""
 
-    def __init__(self, services, verbose=True, extra_args=(), foreground=True):
+    def __init__(self, services, verbose=True, extra_args=(), foreground=True, env=None):
         self.dir = tempfile.mkdtemp(prefix="porterd-e2e.")
         self.confdir = os.path.join(self.dir, "services.d")
         os.mkdir(self.confdir)
@@ -137,6 +137,7 @@ class Porterd:
         self.verbose = verbose
         self.extra_args = list(extra_args)
         self.foreground = foreground
+        self.env = dict(env or {})     # added to the environment at start
         self.proc = None
         self.pid = None
         self.set_services(services)
@@ -168,7 +169,8 @@ class Porterd:
     def start(self):
         self.logfile = open(self.logpath, "ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=self.logfile, stderr=self.logfile)
+                                     stdout=self.logfile, stderr=self.logfile,
+                                     env=dict(os.environ, **self.env))
         if self.foreground:
             self.pid = self.proc.pid
         else:

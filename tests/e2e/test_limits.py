@@ -446,13 +446,17 @@ class LimitsTest(unittest.TestCase):
         uid = 64123
         os.chown(p.dir, uid, uid)
         p.logfile = open(p.logpath, "ab")
-        # The user may have 6 processes: porterd and 5 handlers. It runs a copy
+        # The user may have porterd, its spawner threads (the limit counts
+        # threads; PORTERD_SPAWNERS, 2 unless set) and 5 handlers. It runs a copy
         # of porterd, as the build tree may be out of that user's reach.
+        spawners = int(os.environ.get("PORTERD_SPAWNERS", "2"))
+        nproc = 1 + spawners + 5
         binary = os.path.join(p.dir, "porterd")
         shutil.copy(PORTERD, binary)
         os.chmod(binary, 0o755)
         cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
-               "prlimit", "--nproc=6:6"] + [binary if x == PORTERD else x for x in p.command()]
+               "prlimit", "--nproc=%d:%d" % (nproc, nproc)] + \
+            [binary if x == PORTERD else x for x in p.command()]
         p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
                                   stderr=p.logfile)
         p.pid = p.proc.pid

@@ -40,13 +40,23 @@ def stop_thread(tid):
     return True
 
 
-def threads(pid):
-    return [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) != pid]
+def threads(pid, name="porterd-reload"):
+    """The tids of pid's threads named name (the reader; not the spawner threads)."""
+    found = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() == name:
+                    found.append(int(t))
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def read_done(pid):
-    """Whether porterd's reader has said it is done (the count of its eventfd)."""
-    for fd in os.listdir("/proc/%d/fd" % pid):
+    """Whether porterd's reader has said it is done (the count of its eventfd).
+    Its eventfd is porterd's first (made before the spawner threads' one)."""
+    for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
         try:
             if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:[eventfd]":
                 continue
