@@ -1004,6 +1004,23 @@ submit(const struct slot *sl, struct conn *c, const struct srckey *src)
 }
 
 /*
+ * ... unless nothing else is being started and no other client waits: then the
+ * loop starts it itself, as there is nothing to do meanwhile, and spares the
+ * wakeup of a thread (on this machine that made c=1 10 % slower).
+ */
+static int
+start_here(const struct slot *sl)
+{
+	struct pollfd p;
+
+	if (!spawner_idle() || sl->lst == NULL || sl->lst->fd < 0)
+		return 0;
+	p.fd = sl->lst->fd;
+	p.events = POLLIN;
+	return poll(&p, 1, 0) == 0;
+}
+
+/*
  * A spawner thread is done with j: its record gets the handler's pid, or the
  * start failed (logged, and the client deferred as in dispatch_or_defer when
  * there was no memory or process for a child). Before any job's service is
@@ -1077,8 +1094,8 @@ dispatch(const struct slot *sl, struct conn *c, const struct srckey *src)
 	pid_t pid;
 
 	sl->st->accepted++;
-	/* A handler of its own, no TLS relay: a spawner thread starts it. */
-	if (s->builtin == BUILTIN_NONE && !s->tls && spawner_active() &&
+	/* A handler of its own, no TLS relay: a spawner thread starts it... */
+	if (s->builtin == BUILTIN_NONE && !s->tls && spawner_active() && !start_here(sl) &&
 	    submit(sl, c, src) == 0)
 		return 1;	/* a pid yet to come; logged when it has come */
 	if (s->builtin != BUILTIN_NONE && builtin_is_immediate(s->builtin)) {

@@ -28,7 +28,7 @@ static pthread_cond_t idle = PTHREAD_COND_INITIALIZER;	/* busy fell to 0 */
 static struct spawn_job *queue, **queue_tail = &queue;
 static struct spawn_job *done, **done_tail = &done;
 static struct spawn_job *current[SPAWN_THREADS_MAX];
-static unsigned busy;
+static unsigned busy;		/* changed under the lock; read without it too */
 static unsigned ndone;		/* on the done list; read without the lock too */
 static int wake_fd = -1;
 static int nthreads;
@@ -38,7 +38,8 @@ static int stopping;		/* under the lock: threads return once the queue is empty 
 /*
  * For the tests: PORTERD_TEST_SPAWNER_PAUSE_MS holds each thread that long
  * between a handler's start and its job being done, so that the handler can
- * exit and be reaped first (spawner_reaped).
+ * exit and be reaped first (spawner_reaped); and every start is a thread's,
+ * even when the threads are idle (spawner_idle says no).
  */
 static long pause_ms;
 
@@ -99,7 +100,7 @@ thread_main(void *arg)
 		done_tail = &j->next;
 		__atomic_store_n(&ndone, ndone + 1, __ATOMIC_RELEASE);
 		wake = j->wake || j->err != 0 || j->reaped;
-		if (--busy == 0)
+		if (__atomic_sub_fetch(&busy, 1, __ATOMIC_RELAXED) == 0)
 			pthread_cond_broadcast(&idle);
 		if (wake)
 			(void)!write(wake_fd, &one, sizeof(one));
@@ -156,6 +157,12 @@ int
 spawner_active(void)
 {
 	return nthreads > 0;
+}
+
+int
+spawner_idle(void)
+{
+	return pause_ms == 0 && __atomic_load_n(&busy, __ATOMIC_RELAXED) == 0;
 }
 
 int
@@ -225,7 +232,7 @@ spawner_submit(struct spawn_job *j)
 	j->next = NULL;
 	*queue_tail = j;
 	queue_tail = &j->next;
-	busy++;
+	__atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
 	pthread_cond_signal(&work);
 	pthread_mutex_unlock(&lock);
 }

@@ -46,6 +46,8 @@ int spawner_wanted(void);
 int spawner_start(int n);
 /* Whether any thread runs: else the loop starts every handler itself. */
 int spawner_active(void);
+/* No job queued or being started. */
+int spawner_idle(void);
 /* A job with room for s's environment, or NULL (too many at once, or ENOMEM). */
 struct spawn_job *spawner_job(const struct service *s);
 void spawner_submit(struct spawn_job *j);
