@@ -45,13 +45,14 @@ class SpawnerTest(unittest.TestCase):
         port = free_port()
         p = self.start({"a.conf": service("a", port)})
         self.assertEqual(talk(port), b"hi\nbye\n")
-        self.assertEqual(thread_names(p.pid), ["porterd", "porterd-spawn", "porterd-spawn"])
+        # The main thread aside (under valgrind it bears valgrind's name).
+        self.assertEqual(thread_names(p.pid)[1:], ["porterd-spawn", "porterd-spawn"])
         p.stop()
         # Without them the loop starts every handler itself, as before.
         port = free_port()
         p = self.start({"a.conf": service("a", port)}, env={"PORTERD_SPAWNERS": "0"})
         self.assertEqual(talk(port), b"hi\nbye\n")
-        self.assertEqual(thread_names(p.pid), ["porterd"])
+        self.assertEqual(len(thread_names(p.pid)), 1)
 
     def test_a_handler_reaped_before_its_start_is_collected(self):
         # max_children = 1: had its exit been lost, the slot would stay taken.
