@@ -1531,18 +1531,15 @@ serve_ready(const struct table *t)
 #define LOOP_FIXED_FDS 6
 
 void
-loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers)
+loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers,
+    int inetd_watch)
 {
 	struct pollfd *pfd = NULL;
 	size_t cap = 0;
 	long long next_pending = 0;
-	int inetd_watch = -1;
 
 	if (max_handlers != 0)
 		max_total = max_handlers;
-	if (src->inetd_conf != NULL && (inetd_watch = filewatch_open(src->inetd_conf)) < 0)
-		log_err("%s: cannot watch for changes (%s): reload it with SIGHUP",
-		    src->inetd_conf, strerror(errno));
 	report_table = *tab;
 	warn_limits(*tab);
 	for (;;) {

@@ -10,9 +10,12 @@ int loop_init(void);
 /*
  * Serve *tab until SIGTERM or SIGINT; a reload of `src` (on SIGHUP, or when the
  * -i file was rewritten) replaces *tab. max_handlers: at most this many
- * handlers alive at once (-c), 0 for no limit.
+ * handlers alive at once (-c), 0 for no limit. inetd_watch: filewatch_open of
+ * src->inetd_conf, made before the file was first read so that no change is
+ * missed, or -1; closed here.
  */
-void loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers);
+void loop_run(struct table **tab, const struct config_sources *src, unsigned max_handlers,
+    int inetd_watch);
 /*
  * After loop_run, the listeners closed: end the handlers of shutdown = stop
  * services, whole trees (SIGTERM, then SIGKILL after the grace period), and

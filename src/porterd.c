@@ -20,6 +20,7 @@
 #include "children.h"
 #include "config.h"
 #include "errlog.h"
+#include "filewatch.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -253,6 +254,7 @@ main(int argc, char **argv)
 	char *dir, *pidfile = NULL, *inetd_conf = NULL, *cgroup_where = NULL;
 	struct config_sources src = { .dir = NULL };
 	int foreground = 0, check = 0, dump = 0, verbose = 0, status = 0, c, spawners;
+	int inetd_watch = -1;
 	unsigned max_handlers = 0;
 	struct config_errors errs = { NULL, 0 };
 	struct config *cf;
@@ -307,6 +309,13 @@ main(int argc, char **argv)
 	src.inetd_conf = inetd_conf;
 	log_open(1, verbose);
 
+	/*
+	 * Watched before it is first read: a rewrite between the read and the
+	 * loop (update-inetd right after the start) must not go unseen.
+	 */
+	if (inetd_conf != NULL && !check && (inetd_watch = filewatch_open(inetd_conf)) < 0)
+		log_err("%s: cannot watch for changes (%s): reload it with SIGHUP", inetd_conf,
+		    strerror(errno));
 	cf = config_load(&src, &errs, check ? stderr : NULL);
 	if (cf == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
@@ -388,7 +397,8 @@ main(int argc, char **argv)
 	}
 
 	(void)spawner_start(spawners);
-	loop_run(&tab, &src, max_handlers);
+	loop_run(&tab, &src, max_handlers, inetd_watch);
+	inetd_watch = -1;	/* closed by loop_run */
 	spawner_stop();
 
 	notify_send("STOPPING=1");
@@ -411,6 +421,8 @@ main(int argc, char **argv)
 	if (pidfile != NULL)
 		unlink(pidfile);
 out:
+	if (inetd_watch >= 0)
+		close(inetd_watch);
 	free(cgroup_where);
 	free(pidfile);
 	free(dir);
