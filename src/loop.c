@@ -510,20 +510,27 @@ spawn_failed(const struct slot *sl, const char *err)
 
 static void peer_text(const struct sockaddr *sa, char *buf, size_t len);
 
+/* stderr = log: errfd (taken) read into the log for pid; whether it is. */
+static int
+log_stderr(struct svc_state *st, pid_t pid, int errfd)
+{
+	if (errfd < 0)
+		return 0;
+	if (errlog_add(errfd, pid, st) == 0)
+		return 1;
+	log_limited(&st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s", st->name, (long)pid,
+	    strerror(errno));
+	close(errfd);
+	return 0;
+}
+
 static struct child *
 track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct srckey *src,
     int errfd, int tlsfd, const struct conn *conn, struct cg_conn *cg)
 {
 	struct child *c = children_add(pid, sl->st, wait_lst);
+	int logged = log_stderr(sl->st, pid, errfd);
 
-	int logged = errfd >= 0;
-
-	if (errfd >= 0 && errlog_add(errfd, pid, sl->st) < 0) {
-		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s",
-		    sl->svc->name, (long)pid, strerror(errno));
-		close(errfd);
-		logged = 0;
-	}
 	if (c != NULL) {
 		c->tls_fd = tlsfd;
 		c->has_errlog = logged;
@@ -1060,13 +1067,7 @@ spawned(struct spawn_job *j, void *ctx)
 		goto out;
 	}
 	c.pid = c.pgid = j->pid;
-	if (j->errfd >= 0 && errlog_add(j->errfd, j->pid, c.st) < 0) {
-		log_limited(&c.st->lim_fail, LOG_ERR, "%s: pid %ld: stderr: %s", c.st->name,
-		    (long)j->pid, strerror(errno));
-		close(j->errfd);
-	} else if (j->errfd >= 0) {
-		c.has_errlog = 1;
-	}
+	c.has_errlog = log_stderr(c.st, j->pid, j->errfd);
 	if (log_verbose())
 		log_connection(j->s, &j->c, j->pid);
 	if (j->reaped)
@@ -1526,7 +1527,8 @@ serve_ready(const struct table *t)
 
 /*
  * Our own fds at the head of the poll set: the self-pipe, the listeners, the -i
- * file, the cgroups of lingering trees, the end of a reload's read.
+ * file, the cgroups of lingering trees, the end of a reload's read, the
+ * spawner threads' wakeup.
  */
 #define LOOP_FIXED_FDS 6
 

@@ -54,9 +54,8 @@ run(struct spawn_ctx *x, struct spawn_job *j)
 
 	pid = spawn_handler_from(x, j->s, &j->c, j->cgfd, j->envp, &j->env, &j->errfd, j->why,
 	    sizeof(j->why), &j->pid, &j->forked);
+	/* j->pid needs no store: the kernel wrote it before the child ran. */
 	j->err = pid >= 0 ? 0 : errno != 0 ? errno : EIO;
-	if (pid > 0)
-		j->pid = pid;
 	/* The handler has its copy, or its child failed: ours goes. Else the loop decides. */
 	if (j->forked) {
 		close(j->c.fd);
