@@ -91,16 +91,35 @@ children_foreach(void (*fn)(struct child *c, void *ctx), void *ctx)
 			fn(&tab[i], ctx);
 }
 
-int
-children_take(pid_t pid, struct child *out)
+/* The slot of pid's record, or -1. */
+static ssize_t
+find(pid_t pid)
 {
-	size_t i, j;
+	size_t i;
 
 	if (cap == 0)
 		return -1;
 	for (i = slot_of(pid); tab[i].pid != pid; i = (i + 1) & (cap - 1))
 		if (tab[i].pid == 0)
 			return -1;
+	return (ssize_t)i;
+}
+
+int
+children_has(pid_t pid)
+{
+	return find(pid) >= 0;
+}
+
+int
+children_take(pid_t pid, struct child *out)
+{
+	ssize_t at = find(pid);
+	size_t i, j;
+
+	if (at < 0)
+		return -1;
+	i = (size_t)at;
 	*out = tab[i];
 	tab[i].pid = 0;
 	count--;

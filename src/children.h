@@ -50,6 +50,8 @@ int children_put(const struct child *c);
 void children_foreach(void (*fn)(struct child *c, void *ctx), void *ctx);
 /* Remove pid from the table into *out (the caller drops the references). 0, or -1 if unknown. */
 int children_take(pid_t pid, struct child *out);
+/* Whether a record is kept under pid (or key). */
+int children_has(pid_t pid);
 size_t children_count(void);
 /* Free the table at exit (the handlers themselves are left to finish). */
 void children_clear(void);

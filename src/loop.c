@@ -65,6 +65,7 @@ static volatile sig_atomic_t pending[NSIG];
 static int rewatch = 1;
 static long long next_unpause;		/* earliest end of a pause; 0: none */
 static pid_t next_linger_key = -1;	/* keys of records without a pid: -1, -2, ... */
+static pid_t last_linger_key = INT_MIN;	/* ...down to this one, then -1 again */
 
 static void
 on_signal(int sig)
@@ -210,13 +211,23 @@ tree_left(struct child *c)
 	return c->kill_ms != 0 && kill(-c->pgid, 0) == 0;
 }
 
-/* A key for a record without a pid: a lingering tree, a handler being spawned. */
+/*
+ * A key for a record without a pid: a lingering tree, a handler being spawned.
+ * Every threaded start takes one, so the counter wraps within days at full
+ * speed, while a lingering tree may hold its key for longer: a key in use is
+ * skipped (the table has fewer than 2^31 records, so one is free).
+ */
 static pid_t
 pidless_key(void)
 {
 	pid_t key = next_linger_key;
 
-	next_linger_key = next_linger_key == INT_MIN ? -1 : next_linger_key - 1;
+	for (size_t n = 0; n <= children_count(); n++) {
+		key = next_linger_key;
+		next_linger_key = next_linger_key == last_linger_key ? -1 : next_linger_key - 1;
+		if (!children_has(key))
+			break;
+	}
 	return key;
 }
 
@@ -1383,8 +1394,10 @@ tcpmux_take(struct pending *p, void *ctx)
 
 /*
  * The header of a connection to a proxy service is in (or it is bad): go on as
- * for a direct connection from the client it names. Its slot in the service's
- * running count passes from the pending list to the handler.
+ * for a direct connection from the client it names. 0 leaves it waiting for a
+ * handler slot (the service is at max_children, or the daemon at -c), as a
+ * direct client waits in the backlog: a burst is accepted whole, since
+ * connections held for their headers take no slot.
  */
 static int
 proxy_take(struct pending *p, const struct table *t)
@@ -1411,6 +1424,8 @@ proxy_take(struct pending *p, const struct table *t)
 		close_gently(p->conn.fd);
 		return 1;
 	}
+	if (sl->st->running >= sl->svc->max_children || children_count() >= max_total)
+		return 0;
 	if (!p->hdr.local) {
 		memcpy(&p->conn.peer, &p->hdr.src, sizeof(p->hdr.src));
 		p->conn.peerlen = p->hdr.srclen;
@@ -1540,6 +1555,11 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 	size_t cap = 0;
 	long long next_pending = 0;
 
+	/* For the tests: PORTERD_TEST_PIDLESS_KEYS=N wraps the keys after -N. */
+	const char *keys = getenv("PORTERD_TEST_PIDLESS_KEYS");
+
+	if (keys != NULL && atoi(keys) > 0)
+		last_linger_key = -atoi(keys);
 	if (max_handlers != 0)
 		max_total = max_handlers;
 	report_table = *tab;

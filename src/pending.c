@@ -230,6 +230,9 @@ pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
 			drop(i, 0);
 			continue;
 		}
+		/* A whole PROXY header waits for a handler slot with no deadline, as in the backlog. */
+		if (p->proxy && p->ready > 0)
+			continue;
 		if (now >= p->deadline_ms && p->proxy && p->ready == 0) {
 			/* A PROXY header that never came whole: its service counts it. */
 			p->ready = -1;

@@ -59,7 +59,8 @@ void pending_service(const struct pollfd *pfd, size_t n);
 /*
  * Offer each ready connection to take(); when it returns 1 the connection is
  * its (fd included) and leaves the list. Then close those past their deadline
- * (sending `late`, if not NULL). Returns the earliest deadline left, or 0.
+ * (sending `late`, if not NULL), but for a whole PROXY header, which waits for
+ * its handler slot as long as it takes. Returns the earliest deadline left, or 0.
  */
 long long pending_run(int (*take)(struct pending *p, void *ctx), void *ctx, long long now,
     const char *late);

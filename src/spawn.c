@@ -374,7 +374,9 @@ static int use_vfork = 1;
  * Instead the connection and the handler's fd 2 are put in the slots, the
  * child starts on porterd's own table (CLONE_FILES), and its first act is
  * close_range(slot_top, ~0, CLOSE_RANGE_UNSHARE), which gives it a private
- * table holding only the fds below slot_top: stdio, /dev/null and the slots.
+ * table holding only the fds below slot_top: stdio, /dev/null and the slots,
+ * and the few opened before them (sockets from systemd, the -i file's watch),
+ * which are close-on-exec like every other fd of porterd's.
  */
 struct spawn_ctx {
 	char	*stack;			/* the vfork child's */

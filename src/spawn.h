@@ -37,8 +37,9 @@ void spawn_set_nofile(const struct rlimit *rl);
 /*
  * Before serving, and before the listeners are opened: check that a vfork
  * child really shares porterd's memory (else fork), and hold the fds handlers
- * start from (/dev/null and two staging slots) below every listener: the
- * loop's, and those of up to `threads` spawner threads (spawner.h). Returns
+ * start from (/dev/null and two staging slots) below every listener opened
+ * from the table: the loop's, and those of up to `threads` spawner threads
+ * (spawner.h). Sockets from systemd and the -i file's watch come first. Returns
  * how many spawner threads can start handlers here (0: the loop only).
  */
 int spawn_prepare(int threads);

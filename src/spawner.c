@@ -266,11 +266,13 @@ spawner_reaped(pid_t pid, int status)
 	if (nthreads == 0)
 		return 0;
 	pthread_mutex_lock(&lock);
+	/* Not a job whose handler was reaped already: its pid may be in use again. */
 	for (int i = 0; i < nthreads && j == NULL; i++)
-		if (current[i] != NULL && __atomic_load_n(&current[i]->pid, __ATOMIC_RELAXED) == pid)
+		if (current[i] != NULL && !current[i]->reaped &&
+		    __atomic_load_n(&current[i]->pid, __ATOMIC_RELAXED) == pid)
 			j = current[i];
 	for (struct spawn_job *d = done; d != NULL && j == NULL; d = d->next)
-		if (d->pid == pid)
+		if (!d->reaped && d->pid == pid)
 			j = d;
 	if (j != NULL) {
 		j->reaped = 1;

@@ -51,13 +51,16 @@ START_TEST(many_handlers_come_and_go_and_their_memory_with_them)
 		for (pid_t pid = 1; pid <= MANY; pid++) {
 			if (pid % 2 != pass)
 				continue;
+			ck_assert(children_has(pid));
 			ck_assert_int_eq(children_take(pid, &c), 0);
+			ck_assert(!children_has(pid));
 			ck_assert_int_eq(c.pid, pid);
 			ck_assert_int_eq(c.deadline_ms, pid);
 			ck_assert_ptr_eq(c.st, &st);
 			ck_assert_int_eq(children_take(pid, &c), -1);
 		}
 	ck_assert_uint_eq(children_count(), 0);
+	ck_assert(!children_has(1));
 	/* Back to the smallest table, not the peak's. */
 	if (stats)
 		ck_assert_uint_lt(in_use(), before + 128 * sizeof(struct child));

@@ -5,6 +5,7 @@ hierarchy (-g naming a place that is not one), porterd falls back to process
 groups and keeps signalling a group whose leader has died."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,8 +95,8 @@ class ContainmentTest(unittest.TestCase):
         script = write_script(self.tmp, name + ".sh", "#!/bin/sh\n" + body + "\n")
         return "[%s]\nlisten = 127.0.0.1:%d\nexec = %s\n%s" % (name, port, script, extra)
 
-    def start(self, services, extra_args=()):
-        p = Porterd(services, extra_args=extra_args)
+    def start(self, services, extra_args=(), env=None):
+        p = Porterd(services, extra_args=extra_args, env=env)
         p.start()
         self.addCleanup(p.cleanup)
         return p
@@ -176,6 +177,34 @@ class ContainmentTest(unittest.TestCase):
                            "first one's grandchild ended")
         self.assertFalse(alive(grandchild))
         p.wait_log("its process tree goes on")
+
+    @need_cgroups
+    def test_a_lingering_trees_key_is_not_given_to_a_start(self):
+        """A record without a pid (a tree whose handler has exited, a start in
+        flight) has a key of its own; the keys wrap (after -3 here, after 2^31
+        otherwise) and one still in use must be skipped: two records under one
+        key had q's start taken for l's tree, and q's only slot never freed."""
+        lport, qport, sport = free_port(), free_port(), free_port()
+        f = os.path.join(self.tmp, "pid")
+        body = ("echo hi; setsid sh -c 'echo $$ > %s; exec sleep 1000' "
+                "</dev/null >/dev/null 2>&1 &" % f)
+        p = self.start({"l.conf": self.service("l", lport, body),
+                        "q.conf": self.service("q", qport, "echo hi", "max_children = 1\n") +
+                        "[st]\nlisten = 127.0.0.1:%d\nbuiltin = status\n" % sport},
+                       env={"PORTERD_TEST_PIDLESS_KEYS": "3",
+                            # every start from a thread, each taking a key
+                            "PORTERD_TEST_SPAWNER_PAUSE_MS": "100"})
+        self.assertEqual(talk(lport), b"hi\n")
+        self.leftover.append(wait_until(lambda: one_pid(f), what="pid"))
+        p.wait_log("its process tree goes on")
+        for i in range(6):
+            self.assertEqual(talk(qport, timeout=5), b"hi\n", "client %d" % i)
+        # Each exit is q's own; l's one handler exited once.
+        wait_until(lambda: len(re.findall(r"q: pid \d+ exited", p.log())) == 6,
+                   what="q's six exits")
+        self.assertEqual(len(re.findall(r"l: pid \d+ exited", p.log())), 1, p.log())
+        wait_until(lambda: status_line(sport, "q")["running"] == "0", what="q's slot freed")
+        self.assertEqual(status_line(sport, "l")["running"], "1")
 
     @need_cgroups
     def test_without_clone3_and_with_fork_children_join_their_cgroup(self):

@@ -147,6 +147,35 @@ class ProxyTest(unittest.TestCase):
         second.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 9 %d\r\n" % port)
         self.assertTrue(second.recv(100).startswith(b"pp 192.0.2.9 9 "))
 
+    def test_whole_headers_wait_for_a_handler_slot(self):
+        # A burst is accepted whole (headers take no slot), but max_children
+        # still holds once the headers are in: the others wait, past the
+        # header deadline (5 s), as they would in the backlog, and are served
+        # in turn.
+        port = free_port()
+        p = self.start("[pp]\nlisten = 127.0.0.1:%d\nproxy = v1\nmax_children = 1\n%s"
+                       % (port, REPORT))
+        clients = []
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            self.addCleanup(s.close)
+            s.sendall(b"PROXY TCP4 192.0.2.%d 127.0.0.1 9 %d\r\n" % (i + 1, port))
+            clients.append(s)
+        for left in (3, 2, 1):
+            ready, _, _ = select.select(clients, [], [], TIMEOUT)
+            self.assertEqual(len(ready), 1, "served at once: %d of %d" % (len(ready), left))
+            served = ready[0]
+            self.assertTrue(served.recv(100).startswith(b"pp 192.0.2."))
+            clients.remove(served)
+            if left == 3:
+                # the others wait past PROXY_WAIT_MS, silent and open
+                t0 = time.monotonic()
+                more, _, _ = select.select(clients, [], [], 6.0)
+                self.assertEqual(more, [], "a second handler while the first runs")
+                self.assertGreater(time.monotonic() - t0, 5.5)
+            served.close()
+        self.assertNotIn("named no service in time", p.log())
+
     def test_silent_clients_of_one_source_are_bounded(self):
         # 40 silent connections from one address: it may hold 16, the oldest go
         # first, and a client that speaks at once is served all along.
