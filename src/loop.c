@@ -272,7 +272,7 @@ tls_outcome(struct child *c)
 	int ran = 1;
 
 	if (relay_report_read(c->tls_fd, &r) == 0) {
-		if (r.handshake != 0 && r.handshake <= TLS_FAIL_N) {
+		if (r.handshake > 0 && r.handshake <= TLS_FAIL_N) {
 			enum tls_fail why = (enum tls_fail)(r.handshake - 1);
 
 			c->st->tls_failed[why]++;

@@ -63,7 +63,9 @@ static void
 on_info(const SSL *ssl, int where, int ret)
 {
 	(void)ssl;
-	if ((where & SSL_CB_READ_ALERT) && (ret & 0xff) == SSL_AD_CLOSE_NOTIFY)
+	/* SSL_CB_READ_ALERT is two bits, one of them shared with SSL_CB_WRITE_ALERT. */
+	if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT &&
+	    (ret & 0xff) == SSL_AD_CLOSE_NOTIFY)
 		got_close_notify = 1;
 }
 
@@ -112,11 +114,12 @@ handshake(SSL *ssl, int fd, unsigned secs, struct relay_report *r)
 	long long deadline = now_ms() + (long long)secs * 1000;
 
 	for (;;) {
-		int ret = SSL_accept(ssl), err;
+		int ret, err;
 		struct pollfd p = { .fd = fd };
 		long long left;
 
-		if (ret == 1)
+		ERR_clear_error();
+		if ((ret = SSL_accept(ssl)) == 1)
 			return 0;
 		err = SSL_get_error(ssl, ret);
 		if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
@@ -176,15 +179,18 @@ tls_vars(SSL *ssl)
 				    md[i]);
 			tls_env[n++] = var_hash;
 		}
+		/* Whole or not at all: cut short, it would name a broader subject. */
 		if ((b = BIO_new(BIO_s_mem())) != NULL) {
 			int at = snprintf(var_subject, sizeof(var_subject),
 			    "SSL_PEER_CERT_SUBJECT="), got;
 
 			X509_NAME_print_ex(b, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
 			got = BIO_read(b, var_subject + at, (int)sizeof(var_subject) - at - 1);
-			var_subject[at + (got > 0 ? got : 0)] = '\0';
+			if (got >= 0 && BIO_pending(b) == 0) {
+				var_subject[at + got] = '\0';
+				tls_env[n++] = var_subject;
+			}
 			BIO_free(b);
-			tls_env[n++] = var_subject;
 		}
 	}
 	tls_env[n] = NULL;
@@ -209,10 +215,25 @@ cork(int fd, int on)
 }
 
 /*
+ * Whether the handler may still want the client's bytes: it has not stopped
+ * reading, and its end is not closed (POLLHUP: it has exited). A client that
+ * ends without close_notify after that has cut nothing short.
+ */
+static int
+handler_listens(int sp, int h_deaf)
+{
+	struct pollfd p = { .fd = sp };
+
+	return !h_deaf && !(poll(&p, 1, 0) == 1 && (p.revents & POLLHUP));
+}
+
+/*
  * Carry bytes between the client (ssl on fd) and the handler (sp) until both
  * directions are done, as a careful proxy: the handler's EOF becomes our
  * close_notify, the client's close_notify or FIN an EOF on the handler's
- * stdin, and the other direction goes on meanwhile.
+ * stdin, and the other direction goes on meanwhile. A client that resets
+ * the connection can be written no more, but what it sent before is read to
+ * the end and reaches the handler, as it would on a plain TCP service.
  */
 static void
 pump(SSL *ssl, int fd, int sp, struct relay_report *r)
@@ -220,7 +241,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 	static char in[RELAY_BUF_IN], out[RELAY_BUF_OUT];
 	struct pipe_buf to_h = { in, sizeof(in), 0, 0 }, to_c = { out, sizeof(out), 0, 0 };
 	int c_eof = 0, c_dead = 0, h_eof = 0, h_gone = 0, h_deaf = 0, sp_shut = 0;
-	int notified = 0;
+	int notified = 0, c_hup = 0;	/* c_hup: reset (poll said so); read what is left */
 	/*
 	 * A side that said "nothing more for now" is not asked again until poll
 	 * says it has something: in a long transfer, one read() that fails with
@@ -234,25 +255,28 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 		int progress = 0, n, e;
 
 		/* The client's bytes to the handler. */
-		if (!c_eof && !c_dead && to_h.len == 0 && c_drained && !SSL_has_pending(ssl)) {
+		if (!c_eof && !c_dead && to_h.len == 0 && c_drained && !c_hup &&
+		    !SSL_has_pending(ssl)) {
 			want_c |= POLLIN;
 		} else if (!c_eof && !c_dead && to_h.len == 0) {
+			ERR_clear_error();
 			n = SSL_read(ssl, to_h.buf, (int)to_h.size);
 			if (n > 0) {
 				to_h.off = 0;
 				to_h.len = (size_t)n;
 				progress = 1;
-			} else if ((e = SSL_get_error(ssl, n)) == SSL_ERROR_WANT_READ) {
+			} else if ((e = SSL_get_error(ssl, n)) == SSL_ERROR_WANT_READ && !c_hup) {
 				want_c |= POLLIN;
 				c_drained = 1;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
+			} else if (e == SSL_ERROR_WANT_WRITE && !c_hup) {
 				want_c |= POLLOUT;
 			} else {
-				if (e == SSL_ERROR_ZERO_RETURN)
+				/* A FIN (unexpected EOF is ignored) or a close_notify; else gone. */
+				if (e == SSL_ERROR_ZERO_RETURN && !c_hup)
 					c_eof = 1;
 				else
 					c_dead = 1;
-				r->truncated = !got_close_notify;
+				r->truncated = !got_close_notify && handler_listens(sp, h_deaf);
 				progress = 1;
 			}
 		}
@@ -299,6 +323,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 			}
 		}
 		if (to_c.len > 0 && !c_dead) {
+			ERR_clear_error();
 			n = SSL_write(ssl, to_c.buf + to_c.off, (int)to_c.len);
 			if (n > 0) {
 				to_c.off += (size_t)n;
@@ -310,6 +335,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 			}
 		}
 		if (h_eof && to_c.len == 0 && !notified && !c_dead) {
+			ERR_clear_error();
 			n = SSL_shutdown(ssl);
 			if (n >= 0) {
 				notified = 1;
@@ -320,9 +346,19 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 			}
 		}
 
-		/* A client gone takes everything; so does a handler gone for good. */
-		if (c_dead)
+		/*
+		 * A client gone takes the rest of the handler's output with it; what
+		 * it sent before is passed on, then the end of the handler's input.
+		 */
+		if (c_dead) {
+			if (!c_eof)
+				r->truncated = !got_close_notify && handler_listens(sp, h_deaf);
+			if (to_h.len > 0 && !h_deaf)
+				(void)!send(sp, to_h.buf + to_h.off, to_h.len, MSG_NOSIGNAL |
+				    MSG_DONTWAIT);
+			shutdown(sp, SHUT_WR);
 			return;
+		}
 		if (h_eof && notified && ((c_eof && sp_shut) || h_deaf || h_gone)) {
 			if (corked)
 				(void)cork(fd, 0);
@@ -333,7 +369,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 		if (corked)
 			corked = cork(fd, 0);
 		{
-			struct pollfd p[2] = { { .fd = fd, .events = want_c },
+			struct pollfd p[2] = { { .fd = c_hup ? -1 : fd, .events = want_c },
 				{ .fd = sp, .events = want_h } };
 
 			/* The handler's end, watched for its last close (POLLHUP) until then. */
@@ -345,11 +381,9 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 				c_drained = 0;
 			if (p[1].revents != 0)
 				h_drained = 0;
-			if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-				c_dead = 1;
-				r->truncated = !got_close_notify && !notified;
-				return;
-			}
+			/* Reset: no more writing; the reads above drain what came, then end. */
+			if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+				c_hup = 1;
 			if (p[1].revents & (POLLHUP | POLLERR))
 				h_gone = 1;
 		}
@@ -435,6 +469,13 @@ relay_main(const struct service *s, const struct conn *c, int cgfd, int errfd, i
 	}
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	(void)fcntl(c->fd, F_SETFL, O_NONBLOCK);
+	/*
+	 * A record goes out when it is made: OpenSSL writes each one on its own,
+	 * and Nagle would hold the last short one of a reply (or the first after
+	 * the session tickets) for the client's delayed ACK, some 40 ms. Bulk
+	 * output is batched by cork() instead.
+	 */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	if ((ssl = SSL_new(tls_ssl_ctx(s->tls_ctx))) == NULL || SSL_set_fd(ssl, c->fd) != 1) {
 		r.no_handler = 1;
 		snprintf(r.why, sizeof(r.why), "relay: SSL_new: out of memory");
@@ -465,7 +506,7 @@ relay_main(const struct service *s, const struct conn *c, int cgfd, int errfd, i
 		h.fd = sp[1];
 		if ((pid = spawn_handler(s, &h, -1, &unused, err, sizeof(err))) < 0) {
 			r.no_handler = 1;
-			memcpy(r.why, err, sizeof(r.why));
+			snprintf(r.why, sizeof(r.why), "%s", err);
 		}
 		close(sp[1]);
 	}
@@ -495,8 +536,14 @@ relay_report_read(int fd, struct relay_report *r)
 	do
 		n = read(fd, r, sizeof(*r));
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(*r))
+	/* The relay runs as the service's user, exposed to the client: trust nothing. */
+	if (n != (ssize_t)sizeof(*r) || r->handshake < 0 || r->handshake > TLS_FAIL_N)
 		return -1;
+	r->truncated = r->truncated != 0;
+	r->no_handler = r->no_handler != 0;
 	r->why[sizeof(r->why) - 1] = '\0';
+	for (char *p = r->why; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
 	return 0;
 }

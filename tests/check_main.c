@@ -98,6 +98,7 @@ main(void)
 	srunner_add_suite(sr, ratelimit_suite());
 	srunner_add_suite(sr, cgroup_suite());
 	srunner_add_suite(sr, children_suite());
+	srunner_add_suite(sr, relay_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

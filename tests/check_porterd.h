@@ -14,6 +14,7 @@ Suite *watch_suite(void);
 Suite *ratelimit_suite(void);
 Suite *cgroup_suite(void);
 Suite *children_suite(void);
+Suite *relay_suite(void);
 
 /* A fresh directory under $TMPDIR; removed with its files by tmpdir_remove. */
 char *tmpdir_make(void);

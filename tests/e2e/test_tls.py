@@ -11,11 +11,13 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
-from porterd_test import (Porterd, TIMEOUT, free_port, main, need_program, need_root,
+from porterd_test import (Porterd, TIMEOUT, VALGRIND, free_port, main, need_program, need_root,
                           parse_env, wait_until, write_script)
 from test_containment import GRACE, alive, need_cgroups, one_pid
 
@@ -272,6 +274,136 @@ class TlsTest(unittest.TestCase):
         wait_until(lambda: not p.children(), what="reaped")
         self.assertEqual(status_tls(p, "t")["truncated"], 1)
         self.assertNotIn("exited with status 1", p.log())
+
+    def test_what_came_before_a_reset_reaches_the_handler(self):
+        """A client that sends, then resets the connection (SO_LINGER 0), with
+        or without its close_notify first: the handler reads every byte sent,
+        then EOF, as on a plain TCP service. Only the one without close_notify
+        counts as truncated."""
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="porterd-rst.")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o777)
+        p = self.start(self.service(port, handler="exec = /bin/sh\nargs = sh -c 'echo banner; "
+                                    "cat > %s/$TCPREMOTEPORT'\n" % d))
+        for close in ("notify", "reset"):
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            cport = s.getsockname()[1]
+            got = b""
+            # The handshake, then the banner: the handler runs.
+            while not got.endswith(b"banner\n"):
+                try:
+                    if obj.version() is None:
+                        obj.do_handshake()
+                    got += obj.read(100)
+                except ssl.SSLWantReadError:
+                    out = outgoing.read()
+                    if out:
+                        s.sendall(out)
+                    b = s.recv(65536)
+                    self.assertTrue(b, "closed before the banner")
+                    incoming.write(b)
+            obj.write(b"QUIT %s\n" % close.encode())
+            if close == "notify":
+                try:
+                    obj.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+            s.sendall(outgoing.read())
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            path = os.path.join(d, str(cport))
+            wait_until(lambda: not [c for c in p.children()], what="relay and handler gone")
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), b"QUIT %s\n" % close.encode())
+        self.assertEqual(status_tls(p, "t")["truncated"], 1)
+
+    def test_our_close_notify_is_not_taken_for_the_clients(self):
+        """The handler ends its output but reads on; porterd's close_notify goes
+        out; the client sends more and goes with a bare FIN. Its input was cut
+        short: truncated (porterd once took its own close_notify for the
+        client's). Then a client that answers with its close_notify is not."""
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="porterd-half.")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o777)
+        reader = write_script(d, "reader", "#!/usr/bin/python3\nimport os, socket, sys\n"
+                              "os.write(1, b'hi\\n')\n"
+                              "socket.socket(fileno=os.dup(0)).shutdown(socket.SHUT_WR)\n"
+                              "data = sys.stdin.buffer.read()\n"
+                              "with open('%s/' + os.environ['TCPREMOTEPORT'], 'wb') as f:\n"
+                              "    f.write(data)\n" % d)
+        p = self.start(self.service(port, handler="exec = %s\n" % reader))
+        for close, truncated in (("fin", 1), ("notify", 1)):
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+                cport = s.getsockname()[1]
+                got = b""
+                # The handshake, "hi", and porterd's close_notify.
+                while True:
+                    try:
+                        if obj.version() is None:
+                            obj.do_handshake()
+                        b = obj.read(100)
+                        if not b:
+                            break
+                        got += b
+                    except ssl.SSLZeroReturnError:
+                        break
+                    except ssl.SSLWantReadError:
+                        out = outgoing.read()
+                        if out:
+                            s.sendall(out)
+                        b = s.recv(65536)
+                        self.assertTrue(b, "closed before porterd's close_notify")
+                        incoming.write(b)
+                self.assertEqual(got, b"hi\n")
+                obj.write(b"more")
+                if close == "notify":
+                    try:
+                        obj.unwrap()
+                    except ssl.SSLWantReadError:
+                        pass
+                s.sendall(outgoing.read())
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(s.recv(100), b"")
+            path = os.path.join(d, str(cport))
+            wait_until(lambda: os.path.exists(path) and not p.children(), what="handler done")
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), b"more")
+            self.assertEqual(status_tls(p, "t")["truncated"], truncated, close)
+
+    @unittest.skipIf(VALGRIND, "a timing: the relay runs under memcheck")
+    def test_replies_are_not_held_for_a_delayed_ack(self):
+        """A reply of two TLS records: Nagle's algorithm would hold the short
+        second one until the client's delayed ACK, some 40 ms a round trip."""
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="porterd-nagle.")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        replier = write_script(d, "replier", "#!/usr/bin/python3\nimport sys\n"
+                               "for line in sys.stdin.buffer:\n"
+                               "    sys.stdout.buffer.write(bytes(20000))\n"
+                               "    sys.stdout.flush()\n")
+        self.start(self.service(port, handler="exec = %s\n" % replier))
+        ctx = client_context()
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT),
+                             server_hostname="localhost") as ts:
+            times = []
+            for _ in range(20):
+                t0 = time.monotonic()
+                ts.sendall(b"x\n")
+                n = 0
+                while n < 20000:
+                    b = ts.recv(65536)
+                    self.assertTrue(b)
+                    n += len(b)
+                times.append(time.monotonic() - t0)
+        times.sort()
+        self.assertLess(times[len(times) // 2], 0.020, "round trips: %s" % times)
 
     def test_large_transfer_byte_exact(self):
         """8 MiB each way: up, hashed by the handler; down, from a file."""
