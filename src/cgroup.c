@@ -63,6 +63,7 @@ struct cg_conn {
 	unsigned long	 tasks_max;
 	struct cg_conn	*next;		/* in the pool */
 	int		 warm;		/* fd and events stay open between connections */
+	int		 killed;	/* cgroup.kill was written: never used again */
 	long long	 idle_ms;	/* warm and pooled: since when (monotonic) */
 	struct cg_conn	*older, *newer;	/* warm and pooled: the idle list */
 };
@@ -880,6 +881,7 @@ cgroup_conn_kill(struct cg_conn *cc)
 	char file[160];
 
 	snprintf(file, sizeof(file), "%s/cgroup.kill", cc->path);
+	cc->killed = 1;
 	if (write_at(handlers_fd, file, "1") == 0)
 		return 0;
 	/* Before 5.14: one by one (a fork in between is caught by the next round). */
@@ -907,7 +909,12 @@ cgroup_conn_put(struct cg_conn *cc)
 	if (cc->key != 0)
 		(void)epoll_ctl(epfd, EPOLL_CTL_DEL, cc->events, NULL);
 	cc->key = 0;
-	if (sv->npool >= POOL_MAX) {
+	/*
+	 * A cgroup once killed is not pooled: on Linux 6.18 every child cloned
+	 * into it later (CLONE_INTO_CGROUP) was killed at birth, the kernel
+	 * taking the kill it had seen for one still to come.
+	 */
+	if (cc->killed || sv->npool >= POOL_MAX) {
 		conn_remove(cc);
 		return;
 	}

@@ -114,6 +114,7 @@ take_signal(int sig)
 
 static void pause_listener(struct listener *l, long long ms);
 static void spawned(struct spawn_job *j, void *ctx);
+static int spawns(const struct service *s);
 
 /*
  * A wait handler that exits without taking the datagram or connection that
@@ -630,8 +631,8 @@ check_timeout(struct child *c, void *ctx)
 		/* A group whose leader is gone: until it is empty, or the grace is over. */
 		if (kill(-c->pgid, 0) < 0 || ts->now >= c->kill_ms) {
 			if (ts->now >= c->kill_ms && kill(-c->pgid, SIGKILL) == 0)
-				log_info("%s: process group %ld still there; sent SIGKILL",
-				    c->st->name, (long)c->pgid);
+				log_limited(&c->st->lim_kill, LOG_INFO, "%s: process group %ld "
+				    "still there; sent SIGKILL", c->st->name, (long)c->pgid);
 			if (ts->ngone == ts->capgone) {
 				size_t cap = ts->capgone ? ts->capgone * 2 : 16;
 				pid_t *g = realloc(ts->gone, cap * sizeof(*g));
@@ -649,13 +650,16 @@ check_timeout(struct child *c, void *ctx)
 		if (c->kill_ms == 0 && ts->now >= c->deadline_ms) {
 			end_tree(c, ts->now);
 			c->st->timed_out++;
-			log_info("%s: pid %ld timed out; sent SIGTERM to %s", c->st->name,
-			    (long)c->pgid, c->cg != NULL ? "its cgroup" : "its process group");
+			/* A client that connects and idles reaches this: once in a while. */
+			log_limited(&c->st->lim_timeout, LOG_INFO, "%s: pid %ld timed out; sent "
+			    "SIGTERM to %s", c->st->name, (long)c->pgid,
+			    c->cg != NULL ? "its cgroup" : "its process group");
 		} else if (c->kill_ms != 0 && ts->now >= c->kill_ms) {
 			signal_tree(c, SIGKILL);
 			c->kill_ms = ts->now + TIMEOUT_KILL_MS;	/* again, should it still linger */
-			log_info("%s: pid %ld still there; sent SIGKILL to %s", c->st->name,
-			    (long)c->pgid, c->cg != NULL ? "its cgroup" : "its process group");
+			log_limited(&c->st->lim_kill, LOG_INFO, "%s: pid %ld still there; sent "
+			    "SIGKILL to %s", c->st->name, (long)c->pgid,
+			    c->cg != NULL ? "its cgroup" : "its process group");
 		}
 		due = c->kill_ms != 0 ? c->kill_ms : c->deadline_ms;
 	}
@@ -1069,8 +1073,10 @@ spawned(struct spawn_job *j, void *ctx)
 		if (log_verbose())
 			log_connection(j->s, &j->c, -1);
 		if (j->c.fd >= 0 && (j->err == EAGAIN || j->err == ENOMEM) && j->lst != NULL &&
-		    j->lst->fd >= 0 && defer(j->lst, &j->c, &c.src, c.has_src) == 0)
-			c.st->accepted--;
+		    j->lst->fd >= 0 && defer(j->lst, &j->c, &c.src, c.has_src) == 0) {
+			c.st->accepted--;	/* counted when it is served */
+			c.st->failed--;		/* or closed for good */
+		}
 		if (j->c.fd >= 0)
 			close(j->c.fd);
 		c.no_handler = 1;
@@ -1204,8 +1210,12 @@ static void
 dispatch_or_defer(const struct slot *sl, struct conn *c, const struct srckey *key,
     int counted)
 {
-	sl->st->accepted -= dispatch(sl, c, counted ? key : NULL) < 0 &&
+	int later = dispatch(sl, c, counted ? key : NULL) < 0 &&
 	    (errno == EAGAIN || errno == ENOMEM) && defer(sl->lst, c, key, counted) == 0;
+
+	/* Tried again once the pause is over: neither accepted nor failed yet. */
+	sl->st->accepted -= later;
+	sl->st->failed -= later;
 }
 
 static void
@@ -1217,8 +1227,9 @@ serve_stream(const struct slot *sl)
 	if (sl->lst->paused_until > log_now_ms())
 		return;
 
+	/* -c as watch_listeners applies it: daytime at -c is answered, not spun on. */
 	for (int i = 0; i < ACCEPT_BURST && sl->st->running < s->max_children &&
-	    children_count() < max_total; i++) {
+	    (children_count() < max_total || !spawns(s)); i++) {
 		struct srckey key;
 		int counted = 0;
 		struct conn c;
@@ -1601,7 +1612,9 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		n += pending_pollfds(pfd + n);
 		if (next_pending != 0 && (wake < 0 || next_pending < wake))
 			wake = next_pending;
-		timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
+		/* A timeout of over 24.8 days would not fit poll's int: wake up and look again. */
+		timeout = wake < 0 ? -1 : wake <= now ? 0 :
+		    wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 		if (pending[SIGUSR1])
 			timeout = 0;	/* a dump put off (see below) */
 		r = poll(pfd, (nfds_t)n, timeout);

@@ -52,6 +52,7 @@ struct svc_state {
 	unsigned long	 refused[REFUSE_N];
 	struct log_limit lim_refused[REFUSE_N];
 	unsigned long	 timed_out;
+	struct log_limit lim_timeout, lim_kill;	/* timeouts: SIGTERM, then SIGKILL */
 	struct bucket	 stderr_bucket;	/* stderr = log: lines a second */
 	unsigned long	 stderr_dropped;
 	struct log_limit lim_stderr;

@@ -136,6 +136,28 @@ class ContainmentTest(unittest.TestCase):
         self.assertIn("sent SIGKILL to its cgroup", p.log())
 
     @need_cgroups
+    def test_handlers_after_a_killed_tree_live(self):
+        """cgroup.kill ended a tree that ignored SIGTERM; the next handlers of
+        the service start in cgroups of their own, alive (one cloned into the
+        killed cgroup was killed at birth on Linux 6.18)."""
+        port = free_port()
+        f = os.path.join(self.tmp, "pid")
+        body = ("read x\nif [ \"$x\" = hold ]; then trap '' TERM; echo $$ > %s; "
+                "echo held; exec sleep 1000; fi\necho quick" % f)
+        p = self.start({"t.conf": self.service("t", port, body, "timeout = 1\n")})
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        s.sendall(b"hold\n")
+        self.assertEqual(s.recv(100), b"held\n")
+        self.leftover.append(wait_until(lambda: one_pid(f), what="pid"))
+        s.settimeout(1 + GRACE + 5)
+        self.assertEqual(s.recv(100), b"")
+        s.close()
+        p.wait_log("sent SIGKILL to its cgroup")
+        for i in range(5):
+            self.assertEqual(talk(port, b"x\n"), b"quick\n", "client %d" % i)
+        self.assertNotIn("killed by signal 9 after", p.log().split("sent SIGKILL")[-1])
+
+    @need_cgroups
     def test_fifty_children_killed_whole(self):
         port = free_port()
         f = os.path.join(self.tmp, "pids")

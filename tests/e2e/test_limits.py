@@ -149,13 +149,17 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(second.recv(10), b"hi\n")
 
     def test_c_full_daemon_does_not_spin(self):
-        a, b = free_port(), free_port()
+        a, b, d = free_port(), free_port(), free_port()
         p = self.start("[a]\nlisten = 127.0.0.1:%d\n%s[b]\nlisten = 127.0.0.1:%d\n%s"
-                       % (a, HELLO_THEN_WAIT, b, HELLO_THEN_WAIT), extra_args=["-c", "1"])
+                       "[d]\nlisten = 127.0.0.1:%d\nbuiltin = daytime\n"
+                       % (a, HELLO_THEN_WAIT, b, HELLO_THEN_WAIT, d), extra_args=["-c", "1"])
         first, greeted = hold(a)
         self.assertTrue(greeted)
         other = socket.create_connection(("127.0.0.1", b), timeout=TIMEOUT)
         self.close_all([first, other])
+        # daytime starts no process: answered at -c, and porterd still idles
+        # (it once kept the listener watched but accepted nothing: a spin).
+        self.assertRegex(talk(d).decode(), r"\d\d:\d\d:\d\d")
         self.assert_waits_idle(p, other, "at -c")
         # Both services are held back, and the status says so.
         os.kill(p.pid, signal.SIGUSR1)
@@ -306,6 +310,21 @@ class LimitsTest(unittest.TestCase):
         wait_until(lambda: not p.children(), what="handler reaped")
         wait_until(lambda: not process_group_members(handler), what="its children gone")
         self.assertEqual(status_of(p, "t")["timed_out"], "1")
+
+    def test_timeouts_are_counted_each_and_logged_once_in_a_while(self):
+        # Idle clients reach the timeout at the rate they connect: one line.
+        port = free_port()
+        p = self.start("[t]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                       "args = sh -c 'echo started; exec sleep 1000'\ntimeout = 1\n" % port)
+        socks = []
+        self.close_all(socks)
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            socks.append(s)
+            self.assertEqual(s.recv(100), b"started\n")
+        wait_until(lambda: status_of(p, "t")["timed_out"] == "4", what="four timeouts")
+        wait_until(lambda: not p.children(), what="handlers reaped")
+        self.assertEqual(p.log().count("timed out; sent SIGTERM"), 1, p.log())
 
     def test_timeout_sigkill_when_sigterm_is_ignored(self):
         port = free_port()
@@ -495,6 +514,9 @@ class LimitsTest(unittest.TestCase):
         wait_until(lambda: not p.children(), what="handlers gone")
         s = wait_until(lambda: hold(port)[1], what="served again")
         self.assertTrue(s)
+        # Every client was served in the end: none counts as failed, however
+        # many times its start was tried again.
+        self.assertEqual(status_of(p, "f")["failed"], "0")
 
 if __name__ == "__main__":
     main()
