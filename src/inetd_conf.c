@@ -156,9 +156,14 @@ listen_addresses(struct line_ctx *c, const struct proto *pr, unsigned port,
 	char hosts[256], *save = NULL, *h;
 	int n = 0;
 
+	/* Cut short, a list would end in another address than the one written. */
+	if (strlen(c->host) >= sizeof(hosts)) {
+		config_error(c->raw->errs, &c->at, "host list longer than %zu characters",
+		    sizeof(hosts) - 1);
+		return -1;
+	}
 	snprintf(hosts, sizeof(hosts), "%s", c->host);
-	for (h = strtok_r(hosts, ",", &save); h != NULL && n < max;
-	    h = strtok_r(NULL, ",", &save)) {
+	for (h = strtok_r(hosts, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save)) {
 		struct addrinfo hints, *res, *ai;
 		size_t hl = strlen(h);
 		int r;
@@ -168,6 +173,8 @@ listen_addresses(struct line_ctx *c, const struct proto *pr, unsigned port,
 			h++;
 		}
 		if (strcmp(h, "*") == 0) {
+			if (n == max)
+				goto too_many;
 			snprintf(out[n++], ADDR_TEXT_MAX, pr->family == AF_INET ? "0.0.0.0:%u" :
 			    pr->family == AF_INET6 ? "[::]:%u" : "*:%u", port);
 			continue;
@@ -186,8 +193,8 @@ listen_addresses(struct line_ctx *c, const struct proto *pr, unsigned port,
 			    " (for IPv6)" : "");
 			return -1;
 		}
-		for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
-			char ip[INET6_ADDRSTRLEN];
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			char ip[INET6_ADDRSTRLEN], text[ADDR_TEXT_MAX];
 			int dup = 0;
 
 			if (ai->ai_family == AF_INET)
@@ -198,15 +205,24 @@ listen_addresses(struct line_ctx *c, const struct proto *pr, unsigned port,
 				    ip, sizeof(ip));
 			else
 				continue;
-			snprintf(out[n], ADDR_TEXT_MAX, ai->ai_family == AF_INET6 ? "[%s]:%u" :
+			snprintf(text, sizeof(text), ai->ai_family == AF_INET6 ? "[%s]:%u" :
 			    "%s:%u", ip, port);
 			for (int i = 0; i < n; i++)
-				dup |= strcmp(out[i], out[n]) == 0;
-			n += !dup;
+				dup |= strcmp(out[i], text) == 0;
+			if (dup)
+				continue;
+			if (n == max) {
+				freeaddrinfo(res);
+				goto too_many;
+			}
+			memcpy(out[n++], text, sizeof(text));
 		}
 		freeaddrinfo(res);
 	}
 	return n;
+too_many:
+	config_error(c->raw->errs, &c->at, "host list gives more than %d addresses", max);
+	return -1;
 }
 
 /* "user", "user.group" or "user:group"; a user name with a dot in it wins. */

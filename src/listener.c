@@ -33,11 +33,12 @@ unix_clear_stale(const struct addr *a, const char **why)
 		return errno == ENOENT ? 0 : (*why = strerror(errno), -1);
 	if (!S_ISSOCK(st.st_mode))
 		return *why = "exists and is not a socket", -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	/* Not blocking: a listener with a full queue would hold up the whole loop. */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return *why = strerror(errno), -1;
 	r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
 	close(fd);
-	if (r == 0)
+	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
 		return *why = "another process is listening on it", -1;
 	if (errno != ECONNREFUSED)
 		return *why = strerror(errno), -1;

@@ -1,8 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -62,11 +65,26 @@ static BIO *
 open_pem(const char *path, const struct where *at, const char *key,
     struct config_errors *errs)
 {
-	FILE *f = fopen(path, "re");
+	/* Not blocking, and a regular file: a FIFO would hold up the loop, which reads these. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat st;
+	FILE *f;
 	BIO *b;
 
-	if (f == NULL) {
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		config_error(errs, at, "%s = %s: %s", key, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_error(errs, at, "%s = %s: not a regular file", key, path);
+		close(fd);
+		return NULL;
+	}
+	if ((f = fdopen(fd, "r")) == NULL) {
+		config_error(errs, at, "%s = %s: %s", key, path, strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	if ((b = BIO_new_fp(f, BIO_CLOSE)) == NULL) {

@@ -205,6 +205,43 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(talk(a), b"A\n")
         self.assertTrue(refused(new), "a socket of the failed reload stayed open")
 
+    def test_a_reload_waits_on_no_other_process(self):
+        """Two things a reload opens that another process could hold up: a
+        unix socket path whose listener's queue is full (the probe for a stale
+        socket), and a tls_cert that is a FIFO with no writer. Each fails the
+        reload at once; the running services answer meanwhile."""
+        a = free_port()
+        p = self.start({"10-a.conf": service("a", a, "A")})
+        path = os.path.join(p.dir, "busy.sock")
+        fifo = os.path.join(p.dir, "cert.fifo")
+        os.mkfifo(fifo)
+        with socket.socket(socket.AF_UNIX) as holder:
+            holder.bind(path)
+            holder.listen(0)
+            queued = []
+            self.addCleanup(lambda: [q.close() for q in queued])
+            for _ in range(16):     # until its queue is full
+                q = socket.socket(socket.AF_UNIX)
+                q.setblocking(False)
+                queued.append(q)
+                try:
+                    q.connect(path)
+                except BlockingIOError:
+                    break
+            else:
+                self.fail("the queue never filled")
+            p.set_services({"10-a.conf": service("a", a, "A"),
+                            "20-u.conf": "[u]\nlisten = unix:%s\nbuiltin = daytime\n" % path})
+            self.assertFalse(p.reload())
+            self.assertIn("another process is listening on it", p.log())
+            self.assertEqual(talk(a), b"A\n")
+        p.set_services({"10-a.conf": service("a", a, "A"),
+                        "20-t.conf": "[t]\nlisten = 127.0.0.1:%d\nexec = /bin/cat\ntls = yes\n"
+                        "tls_cert = %s\ntls_key = %s\n" % (free_port(), fifo, fifo)})
+        self.assertFalse(p.reload())
+        self.assertIn("20-t.conf:5: tls_cert = %s: not a regular file" % fifo, p.log())
+        self.assertEqual(talk(a), b"A\n")
+
     def test_a_file_changed_under_the_same_times_is_read_again(self):
         # Unchanged files are not read again at a reload; a file is, once any
         # of its inode, size, mtime or ctime changed: here only ctime does.
