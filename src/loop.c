@@ -409,7 +409,6 @@ reload_apply(struct table **tab)
 		reload_done(0);
 		return;
 	}
-	(void)cgroup_enable(cgroup_wanted(cf));
 	if ((next = table_build(cf, *tab, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		log_err("reload failed; the running configuration is unchanged");
@@ -417,6 +416,8 @@ reload_apply(struct table **tab)
 		reload_done(0);
 		return;
 	}
+	/* Only for a table that is in: a controller enabled stays, at a cost (cgroup.c). */
+	(void)cgroup_enable(cgroup_wanted(cf));
 	for (size_t i = 0; i < cf->nsvc; i++)
 		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
 			log_warn("%s", cf->svc[i].tls_warn[j]);

@@ -11,7 +11,8 @@
 /*
  * 0 when nothing waits. For a datagram socket, a fingerprint of the datagram
  * at the head of the queue (its source, size and first bytes); for a listening
- * socket, the length of its accept queue.
+ * TCP socket, the length of its accept queue; for a listening unix socket, the
+ * connection at the head of its queue. 0 also when it cannot be told.
  */
 uint64_t waitmark_take(int fd, int socktype);
 /* Whether what woke the handler that started at `before` is still there, untaken. */
