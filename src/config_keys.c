@@ -1099,10 +1099,9 @@ finish_service(struct build *b, const struct section *sec)
 	if (s->builtin != BUILTIN_NONE && s->wait)
 		config_error(b->errs, key_at(b, "wait"), "builtin services are served by "
 		    "porterd itself; wait = yes does not apply");
-	if (s->builtin != BUILTIN_NONE && key_at(b, "args") != NULL)
-		config_error(b->errs, key_at(b, "args"), "args applies to exec, not to builtin");
 	if (s->builtin != BUILTIN_NONE) {
-		static const char *const exec_only[] = { "stderr", "env", "passenv", NULL };
+		/* From [defaults], meant for the handlers: not an error here. */
+		static const char *const exec_only[] = { "args", "stderr", "env", "passenv", NULL };
 
 		refuse_own_keys(b, exec_only, "applies to exec, not to builtin");
 	}
@@ -1130,8 +1129,13 @@ finish_service(struct build *b, const struct section *sec)
 	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)
 		config_error(b->errs, key_at(b, "exec"), "exec = %s%s: %s", s->chroot ?
 		    s->chroot : "", s->exec, why);
-	if (s->chroot != NULL && s->exec == NULL)
-		config_error(b->errs, key_at(b, "chroot"), "chroot applies to exec, not to builtin");
+	if (s->chroot != NULL && s->exec == NULL) {
+		static const char *const chroot_key[] = { "chroot", NULL };
+
+		refuse_own_keys(b, chroot_key, "applies to exec, not to builtin");
+		free(s->chroot);	/* inherited, and of no use here */
+		s->chroot = NULL;
+	}
 	if (s->chroot != NULL && geteuid() != 0)
 		config_error(b->errs, key_at(b, "chroot"), "porterd is not running as root and "
 		    "cannot chroot");

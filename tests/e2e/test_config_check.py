@@ -73,6 +73,25 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertEqual([l for l in r2.stdout.splitlines() if not l.startswith(";")],
                          [l for l in r.stdout.splitlines() if not l.startswith(";")])
 
+    def test_keys_for_handlers_in_defaults_pass_builtins_by(self):
+        # [defaults] meant for the handlers: the builtins ignore them (written
+        # in a builtin's own section, each is an error).
+        self.write("00-defaults.conf", "[defaults]\nargs = x y\nchroot = /tmp\nstderr = log\n")
+        self.write("10-x.conf", "[x]\nlisten = 127.0.0.1:7777\nexec = /bin/echo\nchroot = /\n"
+                   "[d]\nlisten = 127.0.0.1:7778\nbuiltin = daytime\n")
+        r = run("-T", "-d", self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = r.stdout[r.stdout.index("[d]"):]
+        self.assertNotIn("chroot", d)
+        self.assertNotIn("args", d)
+        self.assertIn("args = x y", r.stdout[:r.stdout.index("[d]")])
+        self.write("20-e.conf", "[e]\nlisten = 127.0.0.1:7779\nbuiltin = echo\nchroot = /tmp\n"
+                   "args = a\n")
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("20-e.conf:4: chroot applies to exec, not to builtin", r.stderr)
+        self.assertIn("20-e.conf:5: args applies to exec, not to builtin", r.stderr)
+
     def test_t_opens_no_socket(self):
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", 0))
