@@ -231,7 +231,8 @@ check_tcpmux_names(struct config *cf, struct config_errors *errs)
 		for (size_t j = 0; cf->svc[i].tcpmux != NULL && j < i; j++)
 			if (cf->svc[j].tcpmux != NULL &&
 			    strcasecmp(cf->svc[i].tcpmux, cf->svc[j].tcpmux) == 0) {
-				config_error(errs, &cf->svc[i].at, "[%s]: tcpmux name %s is already "
+				config_error(errs, cf->svc[i].tcpmux_at.line != 0 ?
+				    &cf->svc[i].tcpmux_at : &cf->svc[i].at, "[%s]: tcpmux name %s is already "
 				    "[%s]'s (names are not case sensitive)", cf->svc[i].name,
 				    cf->svc[i].tcpmux, cf->svc[j].name);
 				break;

@@ -119,6 +119,7 @@ struct service {
 	unsigned long long memory_max;		/* bytes, per connection; 0: none */
 	unsigned long	 tasks_max;		/* processes, per connection; 0: none */
 	struct where	 memory_max_at, tasks_max_at;	/* line 0: not set */
+	struct where	 tcpmux_at;			/* line 0: not set */
 	/* tls = yes: a relay between the TLS client and the handler (relay.h). */
 	int		 tls;
 	struct tls_file	*tls_cert, *tls_key;	/* in pairs; pair 0 is the default */

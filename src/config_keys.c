@@ -1126,6 +1126,8 @@ finish_service(struct build *b, const struct section *sec)
 		s->memory_max_at = *at;
 	if (s->tasks_max != 0 && (at = key_at(b, "tasks_max")) != NULL)
 		s->tasks_max_at = *at;
+	if (s->tcpmux != NULL && (at = key_at(b, "tcpmux")) != NULL)
+		s->tcpmux_at = *at;
 	if (s->exec != NULL && key_at(b, "exec") != NULL && check_exec(s, &why) < 0)
 		config_error(b->errs, key_at(b, "exec"), "exec = %s%s: %s", s->chroot ?
 		    s->chroot : "", s->exec, why);

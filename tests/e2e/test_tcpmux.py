@@ -136,7 +136,7 @@ class TcpmuxTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("10-bad.conf:3: [a] is reached through tcpmux; it has no listen of its own",
                       r.stderr)
-        self.assertIn("10-bad.conf:5: [b]: tcpmux name X is already [a]'s", r.stderr)
+        self.assertIn("10-bad.conf:6: [b]: tcpmux name X is already [a]'s", r.stderr)
         self.assertIn("10-bad.conf:9: tcpmux = help: HELP is the name tcpmux itself answers",
                       r.stderr)
 
