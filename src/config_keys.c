@@ -622,7 +622,7 @@ set_tasks_max(struct build *b, const char *v, const char **why)
 		b->svc->tasks_max = 0;
 		return 0;
 	}
-	if (parse_uint(v, 4194304, &n) < 0)
+	if (parse_uint(v, 4194304, &n) < 0 || n == 0)
 		return *why = "expected a number of processes from 1 to 4194304, or max", -1;
 	b->svc->tasks_max = n;
 	return 0;
