@@ -35,6 +35,7 @@ struct child {
 	int			 tls_fd;	/* a TLS relay's report pipe; -1: none */
 	int			 no_handler;	/* a TLS relay that started none: no exit to count */
 	int			 has_errlog;	/* stderr = log: a pipe in errlog */
+	int			 cg_unsure;	/* its cgroup not seen empty: not to be reused */
 	int			 spawning;	/* a spawner thread is starting it: no pid yet, */
 						/* its key is < 0 (spawner.h) */
 };

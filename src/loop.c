@@ -173,7 +173,10 @@ child_done(struct child *c)
 		wait_handler_left(c->wait_lst, c->st, secs);
 		listener_unref(c->wait_lst);
 	}
-	if (c->cg != NULL)
+	/* One that may still hold processes is removed if it can be, never pooled. */
+	if (c->cg != NULL && c->cg_unsure)
+		cgroup_conn_drop(c->cg);
+	else if (c->cg != NULL)
 		cgroup_conn_put(c->cg);
 	if (c->no_handler) {
 		svc_state_unref(c->st);
@@ -203,12 +206,18 @@ child_done(struct child *c)
  * Whether what the reaped handler started still runs: the rest of its cgroup;
  * without one, its process group, but only once it was told to end (timeout,
  * shutdown = stop), so that SIGKILL still reaches the group after the grace.
+ * A cgroup that cannot be read (out of fds) counts as ended, but unsure.
  */
 static int
 tree_left(struct child *c)
 {
-	if (c->cg != NULL)
-		return cgroup_conn_empty(c->cg) == 0;
+	int empty;
+
+	if (c->cg != NULL) {
+		if ((empty = cgroup_conn_empty(c->cg)) < 0)
+			c->cg_unsure = 1;
+		return empty == 0;
+	}
 	return c->kill_ms != 0 && kill(-c->pgid, 0) == 0;
 }
 
@@ -244,10 +253,12 @@ linger(struct child *c)
 			log_limited(&c->st->lim_fail, LOG_ERR, "%s: pid %ld: watching its cgroup: "
 			    "%s; its slot is freed now", c->st->name, (long)c->pgid,
 			    strerror(errno));
+		c->cg_unsure = r < 0;
 		child_done(c);
 		return;
 	}
 	if (children_put(c) < 0) {
+		c->cg_unsure = 1;	/* its tree goes on */
 		child_done(c);
 		return;
 	}
@@ -553,7 +564,9 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
 		    (long)pid, strerror(errno));
-		return NULL;	/* its cgroup is not reused, and goes at exit */
+		if (cg != NULL)
+			cgroup_conn_drop(cg);	/* its fds: the cgroup goes once it can */
+		return NULL;
 	}
 	c->cg = cg;
 	c->stop_at_exit = sl->svc->stop_at_exit;
