@@ -47,6 +47,7 @@
 struct cg_svc {
 	char		 name[80];	/* under handlers/ */
 	int		 limits;	/* CG_* enabled in its subtree_control */
+	int		 tried;		/* CG_* asked for there, granted or not */
 	unsigned long long usage0;	/* usage_usec found when it was made (left over) */
 	struct cg_conn	*pool;
 	unsigned	 npool;
@@ -598,6 +599,24 @@ cgroup_probe(const char *where)
 
 /* ---- services ---- */
 
+/*
+ * The controllers porterd has (more after a reload that asked for memory_max
+ * or tasks_max) in the service's subtree, asked for once each.
+ */
+static void
+svc_controllers(struct cg_svc *sv)
+{
+	int want = controllers & ~sv->tried, fd;
+
+	if (want == 0)
+		return;
+	sv->tried |= want;
+	if ((fd = openat(handlers_fd, sv->name, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		sv->limits |= enable_controllers(fd, want);
+		close(fd);
+	}
+}
+
 struct cg_svc *
 cgroup_svc_new(const char *name, unsigned long long id)
 {
@@ -629,14 +648,7 @@ cgroup_svc_new(const char *name, unsigned long long id)
 	snprintf(file, sizeof(file), "%s/cpu.stat", sv->name);
 	if (read_at(handlers_fd, file, stat, sizeof(stat)) > 0 && cgroup_parse_usage(stat) > 0)
 		sv->usage0 = (unsigned long long)cgroup_parse_usage(stat);
-	if (controllers != 0) {
-		int fd = openat(handlers_fd, sv->name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-		if (fd >= 0) {
-			sv->limits = enable_controllers(fd, controllers);
-			close(fd);
-		}
-	}
+	svc_controllers(sv);
 	return sv;
 fail:
 	e = errno;
@@ -763,6 +775,7 @@ cgroup_conn_get(struct cg_svc *sv, unsigned long long memory_max, unsigned long 
 	}
 	cc->next = NULL;
 	cc->key = 0;
+	svc_controllers(sv);
 	if (cc->fd < 0 && (cc->fd = openat(handlers_fd, cc->path, O_PATH | O_DIRECTORY |
 	    O_CLOEXEC)) >= 0 && nwarm < warm_max) {
 		cc->warm = 1;
