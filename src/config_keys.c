@@ -1326,11 +1326,39 @@ config_check_defaults(const struct section *defaults, struct config_errors *errs
 	free(b.args);
 }
 
+/*
+ * Errors from errs->msg[from] on that are at the line of a key the service
+ * inherited: [defaults]'s line is the place to mend, but the service is the
+ * one it does not fit, and each may be told apart only by its name.
+ */
+static void
+name_inherited(const struct build *b, struct config_errors *errs, size_t from)
+{
+	for (size_t i = from; i < errs->n; i++)
+		for (size_t k = 0; k < NKEYS; k++) {
+			const struct where *at = &b->set_at[k];
+			char prefix[PATH_MAX + 32], *longer;
+
+			if (b->own[k] || at->line == 0 || at->file == NULL)
+				continue;
+			snprintf(prefix, sizeof(prefix), "%s:%d: ", at->file, at->line);
+			if (strncmp(errs->msg[i], prefix, strlen(prefix)) != 0)
+				continue;
+			if (asprintf(&longer, "%s (inherited by [%s])", errs->msg[i],
+			    b->svc->name) >= 0) {
+				free(errs->msg[i]);
+				errs->msg[i] = longer;
+			}
+			break;
+		}
+}
+
 void
 config_build_service(struct service *s, const struct section *defaults,
     const struct section *sec, struct config_errors *errs)
 {
 	struct build b;
+	size_t from = errs->n;
 
 	service_init(s, sec);
 	memset(&b, 0, sizeof(b));
@@ -1344,5 +1372,6 @@ config_build_service(struct service *s, const struct section *defaults,
 	}
 	apply_entries(&b, sec, 1, errs);
 	finish_service(&b, sec);
+	name_inherited(&b, errs, from);
 	free(b.args);
 }

@@ -92,6 +92,16 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertIn("20-e.conf:4: chroot applies to exec, not to builtin", r.stderr)
         self.assertIn("20-e.conf:5: args applies to exec, not to builtin", r.stderr)
 
+    def test_an_inherited_key_that_does_not_fit_names_the_service(self):
+        self.write("00-defaults.conf", "[defaults]\nmemory_max = 64M\n")
+        self.write("10-x.conf", "[x]\nlisten = 127.0.0.1:7777\nexec = /bin/true\n"
+                   "contain = no\n[y]\nlisten = 127.0.0.1:7778\nexec = /bin/true\n")
+        r = run("-t", "-d", self.dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("00-defaults.conf:2: memory_max needs the handler in a cgroup of its "
+                      "own: it does not apply with contain = no (inherited by [x])", r.stderr)
+        self.assertNotIn("[y]", r.stderr)
+
     def test_t_opens_no_socket(self):
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", 0))
