@@ -151,29 +151,37 @@ class ProxyTest(unittest.TestCase):
         # A burst is accepted whole (headers take no slot), but max_children
         # still holds once the headers are in: the others wait, past the
         # header deadline (5 s), as they would in the backlog, and are served
-        # in turn.
+        # in turn. While one waits, porterd accepts no more for the service:
+        # under a steady load they would pile up in porterd, not the backlog.
         port = free_port()
         p = self.start("[pp]\nlisten = 127.0.0.1:%d\nproxy = v1\nmax_children = 1\n%s"
                        % (port, REPORT))
-        clients = []
-        for i in range(3):
+
+        def client(i):
             s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
             self.addCleanup(s.close)
             s.sendall(b"PROXY TCP4 192.0.2.%d 127.0.0.1 9 %d\r\n" % (i + 1, port))
-            clients.append(s)
-        for left in (3, 2, 1):
+            return s
+        clients = [client(i) for i in range(3)]
+        served = 0
+        while clients and served < 10:
             ready, _, _ = select.select(clients, [], [], TIMEOUT)
-            self.assertEqual(len(ready), 1, "served at once: %d of %d" % (len(ready), left))
-            served = ready[0]
-            self.assertTrue(served.recv(100).startswith(b"pp 192.0.2."))
-            clients.remove(served)
-            if left == 3:
+            self.assertEqual(len(ready), 1, "served at once: %d" % len(ready))
+            self.assertTrue(ready[0].recv(100).startswith(b"pp 192.0.2."))
+            clients.remove(ready[0])
+            served += 1
+            if served == 1:
                 # the others wait past PROXY_WAIT_MS, silent and open
                 t0 = time.monotonic()
                 more, _, _ = select.select(clients, [], [], 6.0)
                 self.assertEqual(more, [], "a second handler while the first runs")
                 self.assertGreater(time.monotonic() - t0, 5.5)
-            served.close()
+                fds = len(p.fds())
+                clients += [client(i) for i in range(3, 7)]
+                self.assertRegex(self.status(p), r"status: pp 127\.0\.0\.1:%d paused " % port)
+                self.assertEqual(len(p.fds()), fds, "accepted while one waits for a slot")
+            ready[0].close()
+        self.assertEqual(served, 7)
         self.assertNotIn("named no service in time", p.log())
 
     def test_silent_clients_of_one_source_are_bounded(self):
