@@ -111,6 +111,14 @@ children_has(pid_t pid)
 	return find(pid) >= 0;
 }
 
+struct child *
+children_get(pid_t pid)
+{
+	ssize_t at = find(pid);
+
+	return at < 0 ? NULL : &tab[at];
+}
+
 int
 children_take(pid_t pid, struct child *out)
 {

@@ -36,6 +36,7 @@ struct child {
 	int			 no_handler;	/* a TLS relay that started none: no exit to count */
 	int			 has_errlog;	/* stderr = log: a pipe in errlog */
 	int			 cg_unsure;	/* its cgroup not seen empty: not to be reused */
+	int			 slot_freed;	/* running and its source's count given back */
 	int			 spawning;	/* a spawner thread is starting it: no pid yet, */
 						/* its key is < 0 (spawner.h) */
 };
@@ -53,6 +54,8 @@ void children_foreach(void (*fn)(struct child *c, void *ctx), void *ctx);
 int children_take(pid_t pid, struct child *out);
 /* Whether a record is kept under pid (or key). */
 int children_has(pid_t pid);
+/* The record kept under pid (or key), valid until the next add or take; or NULL. */
+struct child *children_get(pid_t pid);
 size_t children_count(void);
 /* Free the table at exit (the handlers themselves are left to finish). */
 void children_clear(void);

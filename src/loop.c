@@ -143,6 +143,22 @@ wait_handler_left(struct listener *l, struct svc_state *st, double secs)
 	pause_listener(l, ms);
 }
 
+/* Its handler and tree are gone: max_children and max_per_source count it no more. */
+static void
+free_slot(struct child *c)
+{
+	if (c->st->capped)
+		rewatch = 1;
+	c->st->running--;
+	if (c->has_src) {
+		struct source *src = sources_find(c->st->id, &c->src);
+
+		if (src != NULL && src->active > 0)
+			src->active--;
+	}
+	c->slot_freed = 1;
+}
+
 /*
  * The connection is over: its handler was reaped and, contained, the last
  * process of its tree has left. Only now does its slot free up.
@@ -159,13 +175,8 @@ child_done(struct child *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	secs = (double)(now.tv_sec - c->started.tv_sec) +
 	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
-	c->st->running--;
-	if (c->has_src) {
-		struct source *src = sources_find(c->st->id, &c->src);
-
-		if (src != NULL && src->active > 0)
-			src->active--;
-	}
+	if (!c->slot_freed)
+		free_slot(c);
 	if (c->deadline_ms != 0)
 		timed_children--;
 	if (c->wait_lst != NULL) {
@@ -337,10 +348,22 @@ reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (children_take(pid, &c) == 0)
+		struct child *early;
+		long key;
+
+		if (children_take(pid, &c) == 0) {
 			reaped(&c, status);
-		else	/* a handler a spawner thread started, not yet collected? */
-			(void)spawner_reaped(pid, status);
+		} else if ((key = spawner_reaped(pid, status)) != 0 &&
+		    (early = children_get((pid_t)key)) != NULL && !early->slot_freed &&
+		    !tree_left(early)) {
+			/*
+			 * A handler a spawner thread started, gone before its thread
+			 * was scheduled again to hand over the job (milliseconds on
+			 * busy CPUs): its client may come back at once, and find its
+			 * slot free. The record, and its log lines, wait for the job.
+			 */
+			free_slot(early);
+		}
 	}
 }
 
@@ -564,9 +587,7 @@ track(const struct slot *sl, pid_t pid, struct listener *wait_lst, const struct 
 		/* Untracked, it is still reaped; only its slot is not counted. */
 		log_limited(&sl->st->lim_fail, LOG_ERR, "%s: pid %ld: %s", sl->svc->name,
 		    (long)pid, strerror(errno));
-		if (cg != NULL)
-			cgroup_conn_drop(cg);	/* its fds: the cgroup goes once it can */
-		return NULL;
+		return NULL;	/* the caller's cgroup is still the caller's */
 	}
 	c->cg = cg;
 	c->stop_at_exit = sl->svc->stop_at_exit;
@@ -968,7 +989,8 @@ serve_wait(const struct slot *sl)
 	log_debug("%s: wait handler -> pid %ld", sl->svc->name, (long)pid);
 	sl->lst->wait_pid = pid;
 	rewatch = 1;
-	track(sl, pid, sl->lst, NULL, errfd, -1, NULL, cg);
+	if (track(sl, pid, sl->lst, NULL, errfd, -1, NULL, cg) == NULL && cg != NULL)
+		cgroup_conn_drop(cg);	/* its fds: the cgroup goes once it can */
 }
 
 /* -v: "service: ip:port -> pid N" (or -> builtin, or -> failed). */
@@ -1146,7 +1168,8 @@ dispatch(const struct slot *sl, struct conn *c, const struct srckey *src)
 	int e = errno;	/* why it failed, past the logging */
 
 	if (pid > 0)
-		track(sl, pid, NULL, src, errfd, tlsfd, c, cg);
+		if (track(sl, pid, NULL, src, errfd, tlsfd, c, cg) == NULL && cg != NULL)
+			cgroup_conn_drop(cg);	/* its fds: the cgroup goes once it can */
 	if (log_verbose())
 		log_connection(s, c, pid);
 	errno = e;

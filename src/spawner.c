@@ -258,10 +258,11 @@ spawner_collect(void (*fn)(struct spawn_job *j, void *ctx), void *ctx)
 	}
 }
 
-int
+long
 spawner_reaped(pid_t pid, int status)
 {
 	struct spawn_job *j = NULL;
+	long key = 0;
 
 	if (nthreads == 0)
 		return 0;
@@ -277,9 +278,10 @@ spawner_reaped(pid_t pid, int status)
 	if (j != NULL) {
 		j->reaped = 1;
 		j->status = status;
+		key = j->key;
 	}
 	pthread_mutex_unlock(&lock);
-	return j != NULL;
+	return key;
 }
 
 void

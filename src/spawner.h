@@ -60,9 +60,10 @@ void spawner_woken(void);
 void spawner_collect(void (*fn)(struct spawn_job *j, void *ctx), void *ctx);
 /*
  * The loop reaped pid, which it does not know: if it is the handler of a job
- * not yet collected, note the status there and return 1.
+ * not yet collected, note the status there and return the job's key (its
+ * record in the loop's table); else 0.
  */
-int spawner_reaped(pid_t pid, int status);
+long spawner_reaped(pid_t pid, int status);
 /* Wait until no job is queued or being started (before their services are freed). */
 void spawner_quiesce(void);
 /* At exit, once quiesced and collected: the threads end, the jobs are freed. */

@@ -203,7 +203,7 @@ class ContainmentTest(unittest.TestCase):
     @need_cgroups
     def test_a_lingering_trees_key_is_not_given_to_a_start(self):
         """A record without a pid (a tree whose handler has exited, a start in
-        flight) has a key of its own; the keys wrap (after -3 here, after 2^31
+        flight) has a key of its own; the keys wrap (after -5 here, after 2^31
         otherwise) and one still in use must be skipped: two records under one
         key had q's start taken for l's tree, and q's only slot never freed."""
         lport, qport, sport = free_port(), free_port(), free_port()
@@ -213,7 +213,7 @@ class ContainmentTest(unittest.TestCase):
         p = self.start({"l.conf": self.service("l", lport, body),
                         "q.conf": self.service("q", qport, "echo hi", "max_children = 1\n") +
                         "[st]\nlisten = 127.0.0.1:%d\nbuiltin = status\n" % sport},
-                       env={"PORTERD_TEST_PIDLESS_KEYS": "3",
+                       env={"PORTERD_TEST_PIDLESS_KEYS": "5",
                             # every start from a thread, each taking a key
                             "PORTERD_TEST_SPAWNER_PAUSE_MS": "100"})
         self.assertEqual(talk(lport), b"hi\n")

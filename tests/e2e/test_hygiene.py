@@ -99,6 +99,9 @@ class HygieneTest(unittest.TestCase):
         for s in socks:
             self.assertEqual(s.recv(100), b"done\n")
         wait_until(lambda: not p.children(), what="all reaped")
+        # A start made by a spawner thread is logged once its job is collected,
+        # which may come after its handler was reaped.
+        p.wait_log("slow: 127.0.0.1:", count=6)
         self.assertEqual(p.log().count("slow: 127.0.0.1:"), 6)
 
 

@@ -83,6 +83,26 @@ class SpawnerTest(unittest.TestCase):
         self.assertRegex(p.log(), r"status: quick 127\.0\.0\.1:%d listening running=0 "
                          r"accepted=2 failed=0 " % port)
 
+    def test_a_handler_gone_before_its_job_frees_its_slot_at_once(self):
+        # Its thread holds the job for 3 s; the handler is long gone. The
+        # client comes back: max_children = 1 and max_per_source = 1 must not
+        # hold it until the job is handed over.
+        port = free_port()
+        p = self.start({"a.conf": service("quick", port, "max_children = 1\n"
+                                          "max_per_source = 1\n")},
+                       env={"PORTERD_TEST_SPAWNER_PAUSE_MS": "3000"})
+        t0 = time.monotonic()
+        self.assertEqual(talk(port), b"hi\nbye\n")
+        self.assertEqual(talk(port), b"hi\nbye\n")
+        self.assertLess(time.monotonic() - t0, 2.0, "the second client waited for the "
+                        "first one's job")
+        p.wait_log("exited with status 0", count=2)
+        wait_until(lambda: p.children() == [], what="handlers gone")
+        os.kill(p.pid, signal.SIGUSR1)
+        p.wait_log("status: quick ")
+        self.assertRegex(p.log(), r"status: quick 127\.0\.0\.1:%d listening running=0 "
+                         r"accepted=2 failed=0 refused=acl:0,per_source:0," % port)
+
     def test_a_reload_waits_for_starts_in_flight(self):
         # The service goes away in the reload while its handlers are being
         # started: its description must outlive them (the sanitizer runs would
