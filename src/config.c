@@ -204,7 +204,60 @@ config_free(struct config *cf)
 	for (size_t i = 0; i < cf->nfiles; i++)
 		free(cf->files[i]);
 	free(cf->files);
+	config_errors_free(&cf->warnings);
 	free(cf);
+}
+
+static void errs_sort(struct config_errors *errs);
+
+/*
+ * /etc/inetd.conf is shared: every package that registers a service edits it
+ * (update-inetd), and each of them is told it went well. As openbsd-inetd
+ * does, one wrong line must not keep the others (or services.d) from being
+ * served: an error at a line of the -i file leaves out the services made from
+ * that line, and becomes a warning; one about the whole file (it is missing)
+ * leaves the file out. services.d stays all or nothing.
+ */
+static void
+inetd_lines_apart(struct config *cf, const char *path, struct config_errors *errs)
+{
+	size_t plen = strlen(path), keep = 0;
+
+	for (size_t i = 0; i < errs->n; i++) {
+		char *m = errs->msg[i], *rest, *w;
+		long line;
+
+		if (strncmp(m, path, plen) != 0 || m[plen] != ':') {
+			errs->msg[keep++] = m;
+			continue;
+		}
+		line = strtol(m + plen + 1, &rest, 10);
+		if (rest == m + plen + 1 || *rest != ':')
+			line = 0, rest = m + plen;
+		for (size_t s = 0; s < cf->nsvc; ) {
+			const struct service *sv = &cf->svc[s];
+
+			if ((line == 0 || sv->at.line == line) && sv->at.file != NULL &&
+			    strcmp(sv->at.file, path) == 0) {
+				config_service_free(&cf->svc[s]);
+				memmove(&cf->svc[s], &cf->svc[s + 1],
+				    (cf->nsvc - s - 1) * sizeof(*cf->svc));
+				cf->nsvc--;
+			} else {
+				s++;
+			}
+		}
+		if (asprintf(&w, "%.*s: warning:%s (%s)", (int)(rest - m), m, rest + 1,
+		    line > 0 ? "the line is left out" : "nothing of it is served") < 0)
+			abort();
+		if ((cf->warnings.msg = realloc(cf->warnings.msg, (cf->warnings.n + 1) *
+		    sizeof(char *))) == NULL)
+			abort();	/* a few KiB at start-up or reload */
+		cf->warnings.msg[cf->warnings.n++] = w;
+		free(m);
+	}
+	errs->n = keep;
+	errs_sort(&cf->warnings);
 }
 
 void
@@ -397,6 +450,8 @@ config_load(const struct config_sources *src, struct config_errors *errs, FILE *
 	raw_free(&raw);
 	if (!src->tls_apart)
 		(void)config_load_tls(cf, errs);
+	if (src->inetd_conf != NULL)
+		inetd_lines_apart(cf, src->inetd_conf, errs);
 	if (errs->n > 0) {
 		errs_sort(errs);
 		/* Garbage must not cost a reload seconds and megabytes of messages. */

@@ -138,16 +138,18 @@ struct service {
 enum { CONFIG_RLIMIT_NOFILE, CONFIG_RLIMIT_AS, CONFIG_RLIMIT_CPU, CONFIG_RLIMIT_NPROC };
 extern const int config_rlimit_resource[4];
 
+struct config_errors {
+	char	**msg;
+	size_t	  n;
+};
+
 struct config {
 	struct service	*svc;
 	size_t		 nsvc;
 	char	       **files;		/* paths the wheres point into */
 	size_t		 nfiles, files_cap;
-};
-
-struct config_errors {
-	char	**msg;
-	size_t	  n;
+	/* "FILE:LINE: warning: ...": lines of the -i file left out (config_load) */
+	struct config_errors warnings;
 };
 
 struct config_sources {

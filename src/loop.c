@@ -452,6 +452,8 @@ reload_apply(struct table **tab)
 	}
 	/* Only for a table that is in: a controller enabled stays, at a cost (cgroup.c). */
 	(void)cgroup_enable(cgroup_wanted(cf));
+	for (size_t i = 0; i < cf->warnings.n; i++)
+		log_warn("%s", cf->warnings.msg[i]);
 	for (size_t i = 0; i < cf->nsvc; i++)
 		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
 			log_warn("%s", cf->svc[i].tls_warn[j]);

@@ -326,7 +326,9 @@ main(int argc, char **argv)
 		status = EXIT_CONFIG;
 		goto out;
 	}
-	/* Certificates close to expiry: said, not refused. */
+	/* Lines of the -i file left out, certificates close to expiry: said, not refused. */
+	for (size_t i = 0; i < cf->warnings.n; i++)
+		fprintf(stderr, "%s\n", cf->warnings.msg[i]);
 	for (size_t i = 0; i < cf->nsvc; i++)
 		for (size_t j = 0; j < cf->svc[i].ntls_warn; j++)
 			fprintf(stderr, "%s\n", cf->svc[i].tls_warn[j]);
