@@ -71,7 +71,26 @@ emit(struct errpipe *e, const char *line, size_t len)
 		    e->st->stderr_dropped);
 		return;
 	}
-	log_msg(LOG_NOTICE, "%s[%ld]: %.*s", e->st->name, (long)e->pid, (int)len, line);
+	/*
+	 * Control bytes as \xNN: on a terminal or in a plain file, an escape or a
+	 * carriage return would let a handler write over the prefix and forge a
+	 * line of porterd's own; a NUL would cut the rest off.
+	 */
+	char safe[4 * 1024 + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 5 <= sizeof(safe); i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if (ch < 0x20 && ch != '\t')
+			n += (size_t)snprintf(safe + n, sizeof(safe) - n, "\\x%02x", ch);
+		else if (ch == 0x7f)
+			n += (size_t)snprintf(safe + n, sizeof(safe) - n, "\\x7f");
+		else
+			safe[n++] = (char)ch;
+	}
+	safe[n] = '\0';
+	log_msg(LOG_NOTICE, "%s[%ld]: %s", e->st->name, (long)e->pid, safe);
 }
 
 /* Log every complete line in the buffer; a full buffer goes out as it is. */

@@ -156,7 +156,9 @@ tls_vars(SSL *ssl)
 	tls_env[n++] = var_proto;
 	snprintf(var_cipher, sizeof(var_cipher), "SSL_CIPHER=%s", SSL_get_cipher_name(ssl));
 	tls_env[n++] = var_cipher;
-	if (sni != NULL) {
+	/* A host name, or nothing: the client chose these bytes (a newline, say). */
+	if (sni != NULL && sni[0] != '\0' && strspn(sni, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == strlen(sni)) {
 		snprintf(var_sni, sizeof(var_sni), "SSL_TLS_SNI_SERVERNAME=%s", sni);
 		tls_env[n++] = var_sni;
 	}

@@ -184,6 +184,12 @@ sandbox(const struct service *s)
 	 * system calls themselves: glibc's wrappers would try to change the ids of
 	 * every thread of a process this child shares memory with.
 	 */
+	/*
+	 * Capabilities porterd was given to keep across its own uid (systemd's
+	 * AmbientCapabilities= with User=) are not the handler's. EINVAL: a kernel
+	 * without them.
+	 */
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if ((s->set_user || s->set_group) && geteuid() == 0) {
 		if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
 			return STEP_SETGROUPS;

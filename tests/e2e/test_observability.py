@@ -226,6 +226,7 @@ class ObservabilityTest(unittest.TestCase):
         p.set_services({"10-e.conf":
                         "[talky]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\nstderr = log\n"
                         "args = sh -c 'echo out; echo first >&2; echo second >&2; "
+                        "printf \"forged\\033[2K\\rporterd[1]: x\\n\" >&2; "
                         "printf \"last words\" >&2'\n"
                         "[quiet]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\nstderr = null\n"
                         "args = sh -c 'echo out; echo secret >&2'\n" % (a, b)})
@@ -233,7 +234,8 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(talk(a), b"out\n")
         pid = wait_until(lambda: re.search(r"talky: 127\.0\.0\.1:\d+ -> pid (\d+)", p.log()),
                          what="the connection line").group(1)
-        for line in ("first", "second", "last words"):
+        # a control byte is escaped: no line written over, no line forged
+        for line in ("first", "second", "forged\\x1b[2K\\x0dporterd[1]: x", "last words"):
             p.wait_log("talky[%s]: %s\n" % (pid, line))
         # The handler's stderr went to the log, not to the client; null: nowhere.
         self.assertEqual(talk(b), b"out\n")

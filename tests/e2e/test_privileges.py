@@ -6,11 +6,12 @@ owner and mode of a unix socket file."""
 import grp
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import unittest
 
-from porterd_test import (Porterd, TIMEOUT, free_port, main, need_root, parse_env, talk,
+from porterd_test import (PORTERD, Porterd, TIMEOUT, free_port, main, need_root, parse_env, talk,
                           write_script)
 
 # What the handler is: ids from id(1) and every id the kernel holds for it
@@ -120,6 +121,38 @@ class PrivilegesTest(unittest.TestCase):
         self.assertEqual(out["UID"], "0", out)
         self.assertEqual(out["Uid"].split(), ["0"] * 4, out)
         self.assertEqual(out["Gid"].split(), [str(os.getgid())] * 4, out)
+
+    @unittest.skipUnless(shutil.which("setpriv"), "needs setpriv")
+    def test_ambient_capabilities_are_not_the_handlers(self):
+        # porterd under systemd's User= with AmbientCapabilities= (say, to bind
+        # a low port): its handlers must not inherit them.
+        port = free_port()
+        p = Porterd({"10-caps.conf": "[caps]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                                     "args = sh -c 'grep -E \"^Cap(Amb|Eff|Prm):\" "
+                                     "/proc/self/status'\n" % port})
+        self.addCleanup(p.cleanup)
+        os.chmod(p.confdir, 0o755)
+        os.chmod(os.path.join(p.confdir, "10-caps.conf"), 0o644)
+        uid = 64125
+        os.chown(p.dir, uid, uid)
+        binary = os.path.join(p.dir, "porterd")
+        shutil.copy(PORTERD, binary)
+        os.chmod(binary, 0o755)
+        p.logfile = open(p.logpath, "ab")
+        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
+               "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"] + \
+            [binary if x == PORTERD else x for x in p.command()]
+        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
+                                  stderr=p.logfile)
+        p.pid = p.proc.pid
+        p.wait_log("started with")
+        with open("/proc/%d/status" % p.pid) as f:
+            mine = [l for l in f if l.startswith("CapAmb:")][0].split()[1]
+        self.assertNotEqual(int(mine, 16), 0, "porterd itself has the capability")
+        out = parse_env(talk(port).decode().replace(":\t", "="))
+        self.assertEqual(int(out["CapAmb"], 16), 0, out)
+        self.assertEqual(int(out["CapEff"], 16), 0, out)
+        self.assertEqual(int(out["CapPrm"], 16), 0, out)
 
     def test_unix_socket_owner_group_mode(self):
         g = other_group(self.nobody.pw_gid)

@@ -250,6 +250,18 @@ class TlsTest(unittest.TestCase):
         self.assertRegex(out, r"subject=CN\s*=\s*localhost")
         self.assertIn("SSL_TLS_SNI_SERVERNAME=unknown.example", out)
 
+    def test_sni_reaches_the_handler_only_as_a_host_name(self):
+        # The client chooses these bytes: a newline (or "=") must not reach an
+        # environment that a handler may write out as text.
+        port = free_port()
+        self.start(self.service(port))
+        rc, out = s_client(port, b"x\n", [], name="evil\nLD_PRELOAD=/tmp/x.so")
+        self.assertIn("end-of-env", out)
+        self.assertNotIn("SSL_TLS_SNI_SERVERNAME", out)
+        self.assertNotIn("LD_PRELOAD", out.split("end-of-env")[0])
+        rc, out = s_client(port, b"x\n", [], name="host_1.example")
+        self.assertIn("SSL_TLS_SNI_SERVERNAME=host_1.example", out)
+
     def test_half_close_both_ways(self):
         """The client's close_notify, or its bare FIN, is EOF on the handler's
         stdin; the handler's output after that still arrives, then close_notify."""
