@@ -1073,7 +1073,13 @@ start_here(const struct slot *sl)
 {
 	struct pollfd p;
 
-	if (!spawner_idle() || sl->lst == NULL || sl->lst->fd < 0)
+	/*
+	 * Not a child that takes another user's ids: until its exec, any process of
+	 * that user may stop it, and whoever started it waits (startwatch.h).
+	 * Better a thread than the loop.
+	 */
+	if (!spawner_idle() || sl->lst == NULL || sl->lst->fd < 0 ||
+	    (sl->svc->set_user && sl->svc->uid != geteuid()))
 		return 0;
 	p.fd = sl->lst->fd;
 	p.events = POLLIN;

@@ -30,6 +30,7 @@
 #include "report.h"
 #include "spawn.h"
 #include "spawner.h"
+#include "startwatch.h"
 #include "table.h"
 
 #ifndef PORTERD_SERVICES_DIR
@@ -399,9 +400,12 @@ main(int argc, char **argv)
 	}
 
 	(void)spawner_start(spawners);
+	if (startwatch_start() < 0)
+		log_warn("no thread to watch handlers' starts: %s", strerror(errno));
 	loop_run(&tab, &src, max_handlers, inetd_watch);
 	inetd_watch = -1;	/* closed by loop_run */
 	spawner_stop();
+	startwatch_stop();
 
 	notify_send("STOPPING=1");
 	pending_close_all();

@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "relay.h"
 #include "spawn.h"
+#include "startwatch.h"
 
 static int daemon_sigs[16];
 static int ndaemon_sigs;
@@ -258,11 +259,29 @@ child_setup(const struct service *s, int fd, int errfd, int keep_fd, int relayed
 			if (dup2(target == 2 && errfd >= 0 ? errfd : fd, target) < 0)
 				return STEP_DUP2;
 	}
-	/* Everything else goes at exec: listeners, the self-pipe, inherited strays. */
-	if (close_range(s->fds_systemd ? 4 : 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int i = s->fds_systemd ? 4 : 3; i < 65536; i++)
-			if (i != keep_fd)
-				(void)fcntl(i, F_SETFD, FD_CLOEXEC);
+	/*
+	 * Everything else goes now, not at exec: a child stopped before its exec
+	 * (by any process of its user, once it has its ids) would otherwise hold
+	 * them, other clients' connections staged below slot_top among them.
+	 * keep_fd: the pipe for the report of a failure (fork).
+	 */
+	{
+		unsigned first = s->fds_systemd ? 4 : 3;
+		int r = 0;
+
+		if (keep_fd >= (int)first) {
+			if (keep_fd > (int)first)
+				r = close_range(first, (unsigned)keep_fd - 1, 0);
+			if (r == 0)
+				r = close_range((unsigned)keep_fd + 1, ~0U, 0);
+		} else {
+			r = close_range(first, ~0U, 0);
+		}
+		if (r < 0) {
+			for (int i = (int)first; i < 65536; i++)
+				if (i != keep_fd)
+					(void)close(i);
+		}
 	}
 	if (s->fds_systemd && fcntl(3, F_SETFD, 0) < 0)
 		return STEP_DUP2;
@@ -299,6 +318,9 @@ struct child_args {
 	struct child_error	 report;	/* exec error report, after vfork */
 };
 
+/* PORTERD_TEST_STOP_BEFORE_EXEC: a service whose children stop before their exec. */
+static const char *stop_before_exec;
+
 /* The child from fork or vfork to exec: system calls only, no allocation. */
 static int
 child_main(void *arg)
@@ -331,6 +353,9 @@ child_main(void *arg)
 	if (a->pipe_w == 3)
 		a->pipe_w = fcntl(3, F_DUPFD_CLOEXEC, 4);
 	ce.step = child_setup(a->s, a->fd, a->errfd, a->pipe_w, a->relayed, a->listen_pid);
+	/* For the tests: the stop another process of the handler's user could send now. */
+	if (ce.step < 0 && stop_before_exec != NULL && strcmp(a->s->name, stop_before_exec) == 0)
+		(void)syscall(SYS_kill, (pid_t)syscall(SYS_getpid), SIGSTOP);
 	if (ce.step < 0) {
 		execve(a->s->exec, a->s->argv, a->envp);
 		ce.step = STEP_EXEC;
@@ -489,6 +514,7 @@ ctx_slots(struct spawn_ctx *x)
 int
 spawn_prepare(int threads)
 {
+	stop_before_exec = getenv("PORTERD_TEST_STOP_BEFORE_EXEC");
 	if (use_vfork && !vfork_shares_memory())
 		use_vfork = 0;
 	/* Spawner threads need the pid before their child can be reaped (spawner.c). */
@@ -637,8 +663,8 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 {
 	sigset_t all, saved;
 	ssize_t r;
-	pid_t pid;
-	int e, pfd[2];
+	pid_t pid, *tid;
+	int e, pfd[2], watch = (int)(x - ctxs);
 
 	a->report.step = -1;
 	a->pipe_r = a->pipe_w = -1;
@@ -657,11 +683,13 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 	/* No porterd signal handler may run in the child before it resets them. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &saved);
+	/* Its pid is always written, for the watch (startwatch.h) if not for ptid. */
+	tid = startwatch_begin(watch, ptid);
 	/* The stack grows down on every architecture Linux runs porterd on. */
 	if (use_vfork) {
 		int shared = stage_fds(x, a) == 0;
 		int flags = CLONE_VM | CLONE_VFORK | (shared ? CLONE_FILES : 0) |
-		    (ptid != NULL ? CLONE_PARENT_SETTID : 0);
+		    CLONE_PARENT_SETTID;
 
 		pid = -1;
 		e = ENOSYS;
@@ -673,7 +701,7 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 				.stack = (uint64_t)(uintptr_t)x->stack,
 				.stack_size = CHILD_STACK_SIZE,
 				.cgroup = (uint64_t)a->cgfd,
-				.parent_tid = (uint64_t)(uintptr_t)ptid,
+				.parent_tid = (uint64_t)(uintptr_t)tid,
 			};
 
 			pid = clone3_on_stack(&ca, child_main, a);
@@ -683,9 +711,10 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 #endif
 		if (a->cgfd < 0 || a->join_cg) {
 			pid = clone(child_main, x->stack + CHILD_STACK_SIZE, flags | SIGCHLD, a,
-			    ptid);
+			    tid);
 			e = errno;
 		}
+		startwatch_end(watch);
 		if (shared)
 			unstage_fds(x, a);
 		sigprocmask(SIG_SETMASK, &saved, NULL);
@@ -696,10 +725,10 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 	if (a->cgfd >= 0 && !a->join_cg) {
 		/* As fork(): the child has a copy of the memory, and may return here. */
 		struct clone_args ca = {
-			.flags = CLONE_INTO_CGROUP | (ptid != NULL ? CLONE_PARENT_SETTID : 0),
+			.flags = CLONE_INTO_CGROUP | CLONE_PARENT_SETTID,
 			.exit_signal = SIGCHLD,
 			.cgroup = (uint64_t)a->cgfd,
-			.parent_tid = (uint64_t)(uintptr_t)ptid,
+			.parent_tid = (uint64_t)(uintptr_t)tid,
 		};
 
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
@@ -707,13 +736,14 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 		clone3_tried(pid, e, a);
 	}
 	if (a->cgfd < 0 || a->join_cg)
-		pid = fork_settid(ptid);
+		pid = fork_settid(tid);
 	if (pid == 0)
 		child_main(a);
 	e = errno;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(a->pipe_w);
 	if (pid > 0) {
+		__atomic_store_n(tid, pid, __ATOMIC_SEQ_CST);	/* fork() wrote none */
 		/* EOF: the exec closed the pipe. A record: the child failed and exits. */
 		do
 			r = read(a->pipe_r, &a->report, sizeof(a->report));
@@ -721,6 +751,7 @@ start_child(const struct spawn_ctx *x, struct child_args *a, const char **what, 
 		if (r != (ssize_t)sizeof(a->report))
 			a->report.step = -1;
 	}
+	startwatch_end(watch);
 	close(a->pipe_r);
 	errno = e;
 	return pid;
@@ -824,7 +855,7 @@ spawn_builtin(const struct service *s, int fd, void (*fn)(enum builtin b, int fd
 	pid = fork();
 	if (pid == 0) {
 		/* A child of porterd that never execs: shed every other fd by hand. */
-		if (child_setup(s, fd, -1, -1, 0, NULL) >= 0)
+		if (child_setup(s, fd, -1, fd, 0, NULL) >= 0)	/* fd: fn writes on it */
 			_exit(111);
 		if (fd > 3)
 			close_range(3, (unsigned)fd - 1, 0);

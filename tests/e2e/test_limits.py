@@ -466,10 +466,11 @@ class LimitsTest(unittest.TestCase):
         os.chown(p.dir, uid, uid)
         p.logfile = open(p.logpath, "ab")
         # The user may have porterd, its spawner threads (the limit counts
-        # threads; PORTERD_SPAWNERS, 2 unless set) and 5 handlers. It runs a copy
-        # of porterd, as the build tree may be out of that user's reach.
+        # threads; PORTERD_SPAWNERS, 2 unless set), its start watch thread and
+        # 5 handlers. It runs a copy of porterd, as the build tree may be out
+        # of that user's reach.
         spawners = int(os.environ.get("PORTERD_SPAWNERS", "2"))
-        nproc = 1 + spawners + 5
+        nproc = 1 + spawners + 1 + 5
         binary = os.path.join(p.dir, "porterd")
         shutil.copy(PORTERD, binary)
         os.chmod(binary, 0o755)

@@ -46,13 +46,14 @@ class SpawnerTest(unittest.TestCase):
         p = self.start({"a.conf": service("a", port)})
         self.assertEqual(talk(port), b"hi\nbye\n")
         # The main thread aside (under valgrind it bears valgrind's name).
-        self.assertEqual(thread_names(p.pid)[1:], ["porterd-spawn", "porterd-spawn"])
+        self.assertEqual(thread_names(p.pid)[1:], ["porterd-spawn", "porterd-spawn",
+                                                   "porterd-watch"])
         p.stop()
         # Without them the loop starts every handler itself, as before.
         port = free_port()
         p = self.start({"a.conf": service("a", port)}, env={"PORTERD_SPAWNERS": "0"})
         self.assertEqual(talk(port), b"hi\nbye\n")
-        self.assertEqual(len(thread_names(p.pid)), 1)
+        self.assertEqual(thread_names(p.pid)[1:], ["porterd-watch"])
 
     def test_a_handler_reaped_before_its_start_is_collected(self):
         # max_children = 1: had its exit been lost, the slot would stay taken.
@@ -102,6 +103,35 @@ class SpawnerTest(unittest.TestCase):
         p.wait_log("status: quick ")
         self.assertRegex(p.log(), r"status: quick 127\.0\.0\.1:%d listening running=0 "
                          r"accepted=2 failed=0 refused=acl:0,per_source:0," % port)
+
+    def test_a_child_stopped_before_its_exec_is_killed(self):
+        # Between its switch to the handler's user and its exec, any process of
+        # that user may SIGSTOP the child, and whoever started it waits for the
+        # exec. PORTERD_TEST_STOP_BEFORE_EXEC makes the child stop itself
+        # there. A service with user = is started by a thread, so the loop
+        # serves meanwhile; the watch kills the child after 3 s either way.
+        for spawners in ("2", "0"):
+            stuck, ok = free_port(), free_port()
+            p = self.start({"a.conf": "[stuck]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
+                            "args = sh -c 'echo never'\nuser = nobody\n" % stuck +
+                            service("ok", ok)},
+                           env={"PORTERD_TEST_STOP_BEFORE_EXEC": "stuck",
+                                "PORTERD_SPAWNERS": spawners})
+            t0 = time.monotonic()
+            c = socket.create_connection(("127.0.0.1", stuck), timeout=TIMEOUT)
+            self.addCleanup(c.close)
+            if spawners != "0":
+                self.assertEqual(talk(ok), b"hi\nbye\n")
+                self.assertLess(time.monotonic() - t0, 2.5, "the loop waited")
+            c.settimeout(10)
+            try:
+                self.assertEqual(c.recv(10), b"")
+            except ConnectionResetError:
+                pass
+            self.assertGreater(time.monotonic() - t0, 2.5)
+            p.wait_log("had not started its handler 3 s after its start")
+            self.assertEqual(talk(ok), b"hi\nbye\n")
+            p.stop()
 
     def test_a_reload_waits_for_starts_in_flight(self):
         # The service goes away in the reload while its handlers are being
