@@ -599,6 +599,9 @@ check "remove: apt-get remove porterd exits 0 without error (got $rrc)" \
 check "remove: /usr/sbin/porterd is gone, the conffiles stay (config-files)" eval '
 	[ ! -e "$root/usr/sbin/porterd" ] && [ -f "$root/etc/porterd/services.d/README" ] &&
 	[ "$(dpkg_status)" = "deinstall ok config-files" ]'
+# A line still on keeps /etc/inetd.conf at the purge; with none, it goes.
+active_before_purge=no
+grep -q '^[^#[:space:]]' "$root/etc/inetd.conf" 2>/dev/null && active_before_purge=yes
 in_root_log purge-porterd 120 "apt-get purge -y porterd"
 pprc=$?
 check "purge: apt-get purge porterd exits 0 without error (got $pprc)" \
@@ -609,7 +612,12 @@ check "purge: /etc/porterd, the init script, its rc links and the unit's links a
 	[ ! -e "$root/etc/systemd/system/multi-user.target.wants/porterd.service" ]'
 check "purge: dpkg shows porterd as not installed" eval '
 	st=$(dpkg_status); [ -z "$st" ] || [ "$st" = "unknown ok not-installed" ]'
-check "purge: /etc/inetd.conf stays (other packages' lines live there)" test -f "$root/etc/inetd.conf"
+if [ "$active_before_purge" = yes ]; then
+	check "purge: /etc/inetd.conf, with a line on, stays" test -f "$root/etc/inetd.conf"
+else
+	check "purge: /etc/inetd.conf, with no line on, is gone (as openbsd-inetd's purge does)" \
+		test ! -e "$root/etc/inetd.conf"
+fi
 check "purge: no porterd process in the root" eval '[ -z "$(porterd_pids)" ]'
 say "step 5 took $((SECONDS - t1))s; the whole run $((SECONDS - t0))s"
 exit 0
