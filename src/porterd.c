@@ -150,19 +150,51 @@ absolute(const char *path)
 	return abs;
 }
 
-/* Returns in the daemon; nonzero in the parent, which is to exit at once. */
-static int
+/* The daemon's end of the pipe its starter waits on (daemonize), or -1. */
+static int started_fd = -1;
+
+/*
+ * In the daemon: its start is over, with status (0: serving). The command that
+ * started it exits with that status, so that an init script finds the pid file
+ * written when it returns, and a start that failed is not reported as done.
+ */
+static void
+tell_starter(int status)
+{
+	unsigned char b = (unsigned char)status;
+
+	if (started_fd < 0)
+		return;
+	(void)!write(started_fd, &b, 1);
+	close(started_fd);
+	started_fd = -1;
+}
+
+/*
+ * Returns in the daemon. The parent waits until the daemon has told how its
+ * start went (or exited), and exits with that status.
+ */
+static void
 daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int fd, p[2];
+	pid_t pid;
 
-	if (pid < 0) {
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		fprintf(stderr, "porterd: fork: %s\n", strerror(errno));
 		exit(EXIT_SYSTEM);
 	}
-	if (pid > 0)
-		return 1;
+	if (pid > 0) {
+		unsigned char b = EXIT_SYSTEM;	/* gone without a word */
+		ssize_t r;
+
+		close(p[1]);
+		while ((r = read(p[0], &b, 1)) < 0 && errno == EINTR)
+			;
+		_exit(b);
+	}
+	close(p[0]);
+	started_fd = p[1];
 	setsid();
 	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
 		dup2(fd, 0);
@@ -170,7 +202,6 @@ daemonize(void)
 		dup2(fd, 2);
 		close(fd);
 	}
-	return 0;
 }
 
 /*
@@ -232,7 +263,8 @@ write_pidfile(const char *path)
 	char buf[32];
 	int fd, n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* Not blocking: a FIFO there must not hold up the start. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 	if (fd < 0)
 		return -1;
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
@@ -241,6 +273,22 @@ write_pidfile(const char *path)
 		return -1;
 	}
 	return close(fd);
+}
+
+/* Only if it is still ours: another porterd (reuseport) may have written it since. */
+static void
+remove_pidfile(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0 && (buf[n] = '\0', strtol(buf, NULL, 10) == (long)getpid()))
+		(void)unlink(path);
 }
 
 int
@@ -358,13 +406,8 @@ main(int argc, char **argv)
 		status = EXIT_SYSTEM;
 		goto out;
 	}
-	if (!foreground && daemonize()) {
-		/* The sockets are the daemon's now: nothing to close or unlink here. */
-		free(pidfile);
-		free(dir);
-		free(inetd_conf);
-		_exit(0);
-	}
+	if (!foreground)
+		daemonize();	/* the sockets are the daemon's; the starter has exited */
 	if (chdir("/") < 0)
 		exit(EXIT_SYSTEM);
 	log_open(foreground, verbose);
@@ -374,8 +417,10 @@ main(int argc, char **argv)
 		free(pidfile);
 		pidfile = NULL;
 		status = EXIT_SYSTEM;
+		tell_starter(status);
 		goto out;
 	}
+	tell_starter(0);
 	{
 		char msg[PATH_MAX + 256];
 
@@ -425,7 +470,7 @@ main(int argc, char **argv)
 			    left, left == 1 ? "" : "s", cgroup_base());
 	}
 	if (pidfile != NULL)
-		unlink(pidfile);
+		remove_pidfile(pidfile);
 out:
 	if (inetd_watch >= 0)
 		close(inetd_watch);

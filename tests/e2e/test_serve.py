@@ -292,6 +292,25 @@ class ServeTest(unittest.TestCase):
         p.stop()
         wait_until(lambda: not os.path.exists(p.pidfile), what="pid file removed")
 
+    def test_the_start_returns_once_the_pid_file_is_written(self):
+        # An init script (start-stop-daemon --pidfile) reads it right after.
+        port = free_port()
+        p = self.porterd("[d]\nlisten = 127.0.0.1:%d\nexec = /bin/echo\nargs = echo up\n"
+                         % port, foreground=False)
+        r = subprocess.run(p.command(), stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(p.pidfile) as f:
+            p.pid = int(f.read())
+        self.assertEqual(talk(port), b"up\n")
+        p.stop()
+        # A pid file that cannot be written: the start fails, and says so.
+        cmd = [x if x != p.pidfile else os.path.join(p.dir, "no", "such", "pid")
+               for x in p.command()]
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 111)
+
     def test_address_in_use_at_start(self):
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", 0))
