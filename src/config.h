@@ -55,6 +55,7 @@ struct tls_ctx;
 struct service {
 	char		*name;
 	struct where	 at;		/* its [section] line */
+	int		 from_inetd;	/* a line of the -i file (see table_build) */
 	struct where	 listen_at;
 	struct addr	 listen;
 	int		 socktype;	/* SOCK_STREAM or SOCK_DGRAM */

@@ -1260,6 +1260,7 @@ service_init(struct service *s, const struct section *sec)
 	memset(s, 0, sizeof(*s));
 	s->name = config_strdup(sec->name);
 	s->at = sec->at;
+	s->from_inetd = sec->from_inetd;
 	s->socktype = SOCK_STREAM;
 	s->enabled = 1;
 	s->uid = (uid_t)-1;

@@ -64,6 +64,10 @@ static volatile sig_atomic_t pending[NSIG];
  */
 static int rewatch = 1;
 static long long next_unpause;		/* earliest end of a pause; 0: none */
+/* Lines of the -i file whose socket could not be opened are tried again, by a reload. */
+#define REBIND_MS 60000
+static long long rebind_ms = REBIND_MS;	/* PORTERD_TEST_REBIND_MS for the tests */
+static long long next_rebind;		/* when; 0: none due */
 static pid_t next_linger_key = -1;	/* keys of records without a pid: -1, -2, ... */
 static pid_t last_linger_key = INT_MIN;	/* ...down to this one, then -1 again */
 
@@ -1616,6 +1620,8 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 
 	if (keys != NULL && atoi(keys) > 0)
 		last_linger_key = -atoi(keys);
+	if ((keys = getenv("PORTERD_TEST_REBIND_MS")) != NULL && atoi(keys) > 0)
+		rebind_ms = atoi(keys);
 	if (max_handlers != 0)
 		max_total = max_handlers;
 	report_table = *tab;
@@ -1629,6 +1635,16 @@ loop_run(struct table **tab, const struct config_sources *src, unsigned max_hand
 		run_timers(now);
 		if (next_timer_ms != 0)
 			wake = next_timer_ms;
+		if ((*tab)->unbound == 0)
+			next_rebind = 0;
+		else if (next_rebind == 0)
+			next_rebind = now + rebind_ms;
+		else if (now >= next_rebind && !reload_busy()) {
+			next_rebind = 0;
+			reload_begin(src, ": trying again what could not listen");
+		}
+		if (next_rebind != 0 && (wake < 0 || next_rebind < wake))
+			wake = next_rebind;
 		if ((cool = cgroup_cool(now)) != 0 && (wake < 0 || cool < wake))
 			wake = cool;
 		if (cap < want) {

@@ -148,7 +148,18 @@ table_build(struct config *cf, const struct table *old, char *err, size_t errlen
 			continue;
 		if ((sl->lst = old_listener(s, &ix)) != NULL) {
 			listener_ref(sl->lst);
-		} else if ((sl->lst = listener_open(s, why, sizeof(why))) == NULL) {
+		} else if ((sl->lst = listener_open(s, why, sizeof(why))) == NULL &&
+		    s->from_inetd) {
+			/*
+			 * A line of the shared inetd.conf whose port is taken (a wait
+			 * handler of the last porterd still holds it, or a daemon of
+			 * its own): as openbsd-inetd, serve the rest and try it again
+			 * (loop.c, every minute). services.d stays all or nothing.
+			 */
+			log_warn("%s:%d: %s: %s; left out, tried again in a minute",
+			    s->at.file, s->at.line, s->name, why);
+			t->unbound++;
+		} else if (sl->lst == NULL) {
 			snprintf(err, errlen, "%s: %s", s->name, why);
 			slots_free(t->slot, t->n);
 			free(t);

@@ -74,6 +74,7 @@ struct table {
 	struct config	*cf;
 	struct slot	*slot;
 	size_t		 n;
+	size_t		 unbound;	/* lines of the -i file left out: no socket */
 };
 
 /*

@@ -209,8 +209,8 @@ class InetdConfServeTest(unittest.TestCase):
     def setUp(self):
         self.p = None
 
-    def start(self, text, services=None):
-        self.p = Porterd(services or {})
+    def start(self, text, services=None, env=None):
+        self.p = Porterd(services or {}, env=env)
         self.conf = os.path.join(self.p.dir, "inetd.conf")
         with open(self.conf, "w") as f:
             f.write(text)
@@ -277,6 +277,26 @@ class InetdConfServeTest(unittest.TestCase):
         update_inetd(self.conf, "--pattern", "added", "--remove", "127.0.0.1:%d" % port)
         wait_until(lambda: answers(port) is None, what="the removed line to stop")
         self.assertEqual(talk(kept), b"kept\n")
+
+    def test_a_line_whose_port_is_taken_is_left_out_and_tried_again(self):
+        # A wait handler of the last porterd (in.tftpd lingers) or a daemon of
+        # its own may hold a line's port: the rest is served, and the line is
+        # tried again every minute (here, every half second).
+        free, taken = free_port(), free_port()
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", taken))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        p = self.start("127.0.0.1:%d stream tcp nowait %s /bin/echo echo free\n"
+                       "127.0.0.1:%d stream tcp nowait %s /bin/echo echo taken\n"
+                       % (free, ME, taken, ME), env={"PORTERD_TEST_REBIND_MS": "500"})
+        self.assertEqual(talk(free), b"free\n")
+        self.assertRegex(p.log(), r"inetd\.conf:2: %d: listen 127\.0\.0\.1:%d: bind: Address "
+                         r"already in use; left out, tried again in a minute" % (taken, taken))
+        holder.close()
+        wait_until(lambda: answers(taken) == b"taken\n", what="the line, once its port is free")
+        self.assertEqual(talk(free), b"free\n")
 
     def test_a_bad_line_added_costs_only_itself(self):
         # As update-inetd adds one package's line: another package's wrong
