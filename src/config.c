@@ -257,6 +257,10 @@ inetd_lines_apart(struct config *cf, const char *path, struct config_errors *err
 		free(m);
 	}
 	errs->n = keep;
+	if (keep == 0) {
+		free(errs->msg);	/* no error left: the caller frees nothing */
+		errs->msg = NULL;
+	}
 	errs_sort(&cf->warnings);
 }
 
