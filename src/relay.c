@@ -244,6 +244,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 	struct pipe_buf to_h = { in, sizeof(in), 0, 0 }, to_c = { out, sizeof(out), 0, 0 };
 	int c_eof = 0, c_dead = 0, h_eof = 0, h_gone = 0, h_deaf = 0, sp_shut = 0;
 	int notified = 0, c_hup = 0;	/* c_hup: reset (poll said so); read what is left */
+	int c_judged = 0;		/* whether the client's end was truncation, said */
 	/*
 	 * A side that said "nothing more for now" is not asked again until poll
 	 * says it has something: in a long transfer, one read() that fails with
@@ -278,7 +279,9 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 					c_eof = 1;
 				else
 					c_dead = 1;
+				/* Now: once the handler's stdin is shut, it exits, and listens no more. */
 				r->truncated = !got_close_notify && handler_listens(sp, h_deaf);
+				c_judged = 1;
 				progress = 1;
 			}
 		}
@@ -353,7 +356,7 @@ pump(SSL *ssl, int fd, int sp, struct relay_report *r)
 		 * it sent before is passed on, then the end of the handler's input.
 		 */
 		if (c_dead) {
-			if (!c_eof)
+			if (!c_judged)
 				r->truncated = !got_close_notify && handler_listens(sp, h_deaf);
 			if (to_h.len > 0 && !h_deaf)
 				(void)!send(sp, to_h.buf + to_h.off, to_h.len, MSG_NOSIGNAL |

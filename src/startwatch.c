@@ -75,16 +75,28 @@ kill_overdue(struct watch *w, long long since, pid_t pid)
 	siginfo_t si;
 	int fd;
 
-	if ((fd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0)
-		return;
+	int killed;
+
 	memset(&si, 0, sizeof(si));
-	if (__atomic_load_n(&w->since, __ATOMIC_SEQ_CST) == since &&
-	    waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-	    si.si_pid == 0 && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+	if ((fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0) {
+		killed = __atomic_load_n(&w->since, __ATOMIC_SEQ_CST) == since &&
+		    waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == 0 && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0;
+		close(fd);
+	} else {
+		/*
+		 * No pidfds (before 5.3, or valgrind): by pid, once it is known to be
+		 * a live child of ours, which cannot be reaped (nor its pid reused)
+		 * before it exits; stopped, it does not.
+		 */
+		killed = __atomic_load_n(&w->since, __ATOMIC_SEQ_CST) == since &&
+		    waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == 0 && kill(pid, SIGKILL) == 0;
+	}
+	if (killed)
 		log_limited(&lim_killed, LOG_WARNING, "pid %ld had not started its handler %d s "
 		    "after its start (stopped by another process of the handler's user?); "
 		    "killed", (long)pid, STARTWATCH_LIMIT_MS / 1000);
-	close(fd);
 }
 
 static void *

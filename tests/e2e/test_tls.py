@@ -330,6 +330,8 @@ class TlsTest(unittest.TestCase):
             wait_until(lambda: not [c for c in p.children()], what="relay and handler gone")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), b"QUIT %s\n" % close.encode())
+        # counted when porterd reaps the relay, which may come after it is gone
+        wait_until(lambda: status_tls(p, "t")["truncated"] == 1, what="one truncated")
         self.assertEqual(status_tls(p, "t")["truncated"], 1)
 
     def test_our_close_notify_is_not_taken_for_the_clients(self):
@@ -348,7 +350,7 @@ class TlsTest(unittest.TestCase):
                               "with open('%s/' + os.environ['TCPREMOTEPORT'], 'wb') as f:\n"
                               "    f.write(data)\n" % d)
         p = self.start(self.service(port, handler="exec = %s\n" % reader))
-        for close, truncated in (("fin", 1), ("notify", 1)):
+        for i, (close, truncated) in enumerate((("fin", 1), ("notify", 1))):
             incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
             obj = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
             with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
@@ -386,6 +388,8 @@ class TlsTest(unittest.TestCase):
             wait_until(lambda: os.path.exists(path) and not p.children(), what="handler done")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), b"more")
+            # counted when porterd reaps the relay, which may come after it is gone
+            wait_until(lambda: status_tls(p, "t")["ok"] >= i + 1, what="the relay reaped")
             self.assertEqual(status_tls(p, "t")["truncated"], truncated, close)
 
     @unittest.skipIf(VALGRIND, "a timing: the relay runs under memcheck")
