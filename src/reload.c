@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -53,6 +54,9 @@ reader(void *unused)
 	uint64_t one = 1;
 
 	(void)unused;
+	/* Told apart from the spawner threads in ps -L, top -H and the tests; named
+	 * from inside, as they are (spawner.c). */
+	(void)prctl(PR_SET_NAME, "porterd-reload", 0, 0, 0);
 	load();
 	(void)!write(done_fd, &one, sizeof(one));
 	return NULL;
@@ -84,9 +88,6 @@ reload_start(const struct config_sources *src)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rd.threaded = pthread_create(&rd.thread, NULL, reader, NULL) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	/* Told apart from the spawner threads in ps -L, top -H and the tests. */
-	if (rd.threaded)
-		(void)pthread_setname_np(rd.thread, "porterd-reload");
 	if (!rd.threaded) {
 		load();
 		(void)!write(done_fd, &(uint64_t){ 1 }, sizeof(uint64_t));

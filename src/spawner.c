@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,11 @@ thread_main(void *arg)
 	uint64_t one = 1;
 	int wake;
 
+	/*
+	 * Named from inside: pthread_setname_np from another thread opens
+	 * /proc/self/task/TID/comm, an fd of porterd's for a moment.
+	 */
+	(void)prctl(PR_SET_NAME, "porterd-spawn", 0, 0, 0);
 	pthread_mutex_lock(&lock);
 	for (;;) {
 		while (queue == NULL && !stopping)
@@ -145,7 +151,6 @@ spawner_start(int n)
 		if (pthread_create(&threads[nthreads], &attr, thread_main,
 		    (void *)(intptr_t)nthreads) != 0)
 			break;
-		(void)pthread_setname_np(threads[nthreads], "porterd-spawn");
 	}
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	pthread_attr_destroy(&attr);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -103,6 +104,8 @@ static void *
 watch_main(void *arg)
 {
 	(void)arg;
+	/* Named from inside, as the spawner threads are (spawner.c). */
+	(void)prctl(PR_SET_NAME, "porterd-watch", 0, 0, 0);
 	while (!__atomic_load_n(&stopping, __ATOMIC_SEQ_CST)) {
 		struct timespec half = { 0, 500 * 1000000L };
 		long long now;
@@ -148,7 +151,6 @@ startwatch_start(void)
 		errno = r;
 		return -1;
 	}
-	(void)pthread_setname_np(thread, "porterd-watch");
 	running = 1;
 	return 0;
 }
