@@ -183,6 +183,27 @@ class Porterd:
         self.wait_log("started with", what="porterd to start")
         return self
 
+    def start_as(self, uid, setpriv=(), then=()):
+        """Start, in the foreground, as uid (setpriv, with setpriv's options and
+        then the command prefix `then`, such as prlimit): a copy of porterd in
+        the test's directory, which that user can reach, as the build tree may
+        not be; the services.d files readable."""
+        os.chmod(self.confdir, 0o755)
+        for name in os.listdir(self.confdir):
+            os.chmod(os.path.join(self.confdir, name), 0o644)
+        os.chown(self.dir, uid, uid)
+        binary = os.path.join(self.dir, "porterd")
+        shutil.copy(PORTERD, binary)
+        os.chmod(binary, 0o755)
+        self.logfile = open(self.logpath, "ab")
+        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] + \
+            list(setpriv) + list(then) + [binary if x == PORTERD else x for x in self.command()]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.logfile,
+                                     stderr=self.logfile)
+        self.pid = self.proc.pid
+        self.wait_log("started with", what="porterd to start")
+        return self
+
     def alive(self):
         if self.pid is None:
             return False

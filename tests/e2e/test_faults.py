@@ -138,16 +138,21 @@ class WaitHandlerSpinTest(unittest.TestCase):
         self.assertLessEqual(self.count() - seen, 2)
         self.assertLess(cpu_ticks(p.pid) - ticks, 50)
 
-    def test_a_unix_handler_that_exits_without_accepting_backs_off(self):
-        # TCP_INFO says nothing of a unix socket's queue: it comes from
-        # unix_diag. Without it, such a handler was started 1,600 times a second.
+    def start_unix(self, handler):
+        """A wait service on a unix socket; handler: its exec (and args) lines."""
         p = Porterd({}, verbose=False)
         self.addCleanup(p.cleanup)
         self.starts = os.path.join(p.dir, "starts")
         path = os.path.join(p.dir, "w.sock")
-        p.set_services({"10-w.conf": "[w]\nlisten = unix:%s\nwait = yes\nexec = /bin/sh\n"
-                        "args = sh -c 'echo started >> %s'\n" % (path, self.starts)})
+        p.set_services({"10-w.conf": "[w]\nlisten = unix:%s\nwait = yes\n%s"
+                        % (path, handler.replace("@STARTS@", self.starts))})
         p.start()
+        return p, path
+
+    def test_a_unix_handler_that_exits_without_accepting_backs_off(self):
+        # TCP_INFO says nothing of a unix socket's queue: it comes from
+        # unix_diag. Without it, such a handler was started 1,600 times a second.
+        p, path = self.start_unix("exec = /bin/sh\nargs = sh -c 'echo started >> @STARTS@'\n")
         ticks = cpu_ticks(p.pid)
         with socket.socket(socket.AF_UNIX) as c:
             c.connect(path)
@@ -157,15 +162,9 @@ class WaitHandlerSpinTest(unittest.TestCase):
         self.assertLess(cpu_ticks(p.pid) - ticks, 50)
 
     def test_a_unix_handler_that_accepts_is_not_held_back(self):
-        p = Porterd({}, verbose=False)
-        self.addCleanup(p.cleanup)
-        self.starts = os.path.join(p.dir, "starts")
-        path = os.path.join(p.dir, "w.sock")
-        p.set_services({"10-w.conf": "[w]\nlisten = unix:%s\nwait = yes\n"
-                        "exec = /usr/bin/python3\nargs = python3 -c \"import socket; "
-                        "c, _ = socket.socket(fileno=0).accept(); c.sendall(b'hi')\"; "
-                        "\n" % path})
-        p.start()
+        p, path = self.start_unix("exec = /usr/bin/python3\nargs = python3 -c \"import socket; "
+                                  "c, _ = socket.socket(fileno=0).accept(); "
+                                  "c.sendall(b'hi')\"\n")
         for i in range(6):
             with socket.socket(socket.AF_UNIX) as c:
                 c.settimeout(TIMEOUT)

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from porterd_test import (PORTERD, VALGRIND, Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
+from porterd_test import (VALGRIND, Porterd, TIMEOUT, cpu_ticks, free_port, main, need_root, talk,
                           wait_until, write_script)
 
 HELLO_THEN_WAIT = "exec = /bin/sh\nargs = sh -c 'echo hi; exec cat >/dev/null'\n"
@@ -458,29 +458,13 @@ class LimitsTest(unittest.TestCase):
         p = Porterd({"10-f.conf": "[f]\nlisten = 127.0.0.1:%d\nexec = /bin/sh\n"
                                   "args = sh -c 'echo hi; exec cat >/dev/null'\n" % port})
         self.addCleanup(p.cleanup)
-        os.chmod(p.confdir, 0o755)
-        os.chmod(os.path.join(p.confdir, "10-f.conf"), 0o644)
         # A uid of its own: the process limit counts every process of the user,
-        # and other tests run handlers as nobody at the same time.
-        uid = 64123
-        os.chown(p.dir, uid, uid)
-        p.logfile = open(p.logpath, "ab")
-        # The user may have porterd, its spawner threads (the limit counts
-        # threads; PORTERD_SPAWNERS, 2 unless set), its start watch thread and
-        # 5 handlers. It runs a copy of porterd, as the build tree may be out
-        # of that user's reach.
+        # and other tests run handlers as nobody at the same time. The user may
+        # have porterd, its spawner threads (the limit counts threads;
+        # PORTERD_SPAWNERS, 2 unless set), its start watch thread and 5 handlers.
         spawners = int(os.environ.get("PORTERD_SPAWNERS", "2"))
         nproc = 1 + spawners + 1 + 5
-        binary = os.path.join(p.dir, "porterd")
-        shutil.copy(PORTERD, binary)
-        os.chmod(binary, 0o755)
-        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
-               "prlimit", "--nproc=%d:%d" % (nproc, nproc)] + \
-            [binary if x == PORTERD else x for x in p.command()]
-        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
-                                  stderr=p.logfile)
-        p.pid = p.proc.pid
-        p.wait_log("started with")
+        p.start_as(64123, then=["prlimit", "--nproc=%d:%d" % (nproc, nproc)])
         socks = []
         self.close_all(socks)
         for _ in range(8):

@@ -11,7 +11,7 @@ import stat
 import subprocess
 import unittest
 
-from porterd_test import (PORTERD, Porterd, TIMEOUT, free_port, main, need_root, parse_env, talk,
+from porterd_test import (Porterd, TIMEOUT, free_port, main, need_root, parse_env, talk,
                           write_script)
 
 # What the handler is: ids from id(1) and every id the kernel holds for it
@@ -131,21 +131,8 @@ class PrivilegesTest(unittest.TestCase):
                                      "args = sh -c 'grep -E \"^Cap(Amb|Eff|Prm):\" "
                                      "/proc/self/status'\n" % port})
         self.addCleanup(p.cleanup)
-        os.chmod(p.confdir, 0o755)
-        os.chmod(os.path.join(p.confdir, "10-caps.conf"), 0o644)
-        uid = 64125
-        os.chown(p.dir, uid, uid)
-        binary = os.path.join(p.dir, "porterd")
-        shutil.copy(PORTERD, binary)
-        os.chmod(binary, 0o755)
-        p.logfile = open(p.logpath, "ab")
-        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
-               "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"] + \
-            [binary if x == PORTERD else x for x in p.command()]
-        p.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=p.logfile,
-                                  stderr=p.logfile)
-        p.pid = p.proc.pid
-        p.wait_log("started with")
+        p.start_as(64125, setpriv=["--inh-caps=+net_bind_service",
+                                   "--ambient-caps=+net_bind_service"])
         with open("/proc/%d/status" % p.pid) as f:
             mine = [l for l in f if l.startswith("CapAmb:")][0].split()[1]
         self.assertNotEqual(int(mine, 16), 0, "porterd itself has the capability")

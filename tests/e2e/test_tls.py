@@ -186,6 +186,55 @@ def tls_exchange(port, data, close="notify", host="localhost", ctx=None, header=
         return b"".join(got), notified
 
 
+class BioClient:
+    """A TLS client on memory BIOs over a plain socket, so that a test decides
+    what goes on the wire when: close_notify or not, FIN, RST."""
+
+    def __init__(self, port):
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_context().wrap_bio(self.incoming, self.outgoing,
+                                             server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+
+    def flush(self):
+        out = self.outgoing.read()
+        if out:
+            self.sock.sendall(out)
+
+    def read_until(self, done):
+        """The handshake, then what the server sends until done(got), or its
+        close_notify; returns what came. Bounded by the socket's timeout."""
+        got = b""
+        while not done(got):
+            try:
+                if self.obj.version() is None:
+                    self.obj.do_handshake()
+                b = self.obj.read(100)
+                if not b:
+                    break
+                got += b
+            except ssl.SSLZeroReturnError:
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                b = self.sock.recv(65536)
+                if not b:
+                    raise ConnectionError("closed, after %r" % got)
+                self.incoming.write(b)
+        return got
+
+    def send(self, data, notify=False):
+        """data, then our close_notify if notify, on the wire."""
+        self.obj.write(data)
+        if notify:
+            try:
+                self.obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+        self.flush()
+
+
 def status_tls(p, name):
     n = p.log().count("status: %s " % name)
     os.kill(p.pid, signal.SIGUSR1)
@@ -299,34 +348,13 @@ class TlsTest(unittest.TestCase):
         p = self.start(self.service(port, handler="exec = /bin/sh\nargs = sh -c 'echo banner; "
                                     "cat > %s/$TCPREMOTEPORT'\n" % d))
         for close in ("notify", "reset"):
-            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-            cport = s.getsockname()[1]
-            got = b""
+            c = BioClient(port)
             # The handshake, then the banner: the handler runs.
-            while not got.endswith(b"banner\n"):
-                try:
-                    if obj.version() is None:
-                        obj.do_handshake()
-                    got += obj.read(100)
-                except ssl.SSLWantReadError:
-                    out = outgoing.read()
-                    if out:
-                        s.sendall(out)
-                    b = s.recv(65536)
-                    self.assertTrue(b, "closed before the banner")
-                    incoming.write(b)
-            obj.write(b"QUIT %s\n" % close.encode())
-            if close == "notify":
-                try:
-                    obj.unwrap()
-                except ssl.SSLWantReadError:
-                    pass
-            s.sendall(outgoing.read())
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.close()
-            path = os.path.join(d, str(cport))
+            self.assertEqual(c.read_until(lambda got: got.endswith(b"banner\n")), b"banner\n")
+            c.send(b"QUIT %s\n" % close.encode(), notify=close == "notify")
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+            path = os.path.join(d, str(c.port))
             wait_until(lambda: not [c for c in p.children()], what="relay and handler gone")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), b"QUIT %s\n" % close.encode())
@@ -351,40 +379,14 @@ class TlsTest(unittest.TestCase):
                               "    f.write(data)\n" % d)
         p = self.start(self.service(port, handler="exec = %s\n" % reader))
         for i, (close, truncated) in enumerate((("fin", 1), ("notify", 1))):
-            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
-                cport = s.getsockname()[1]
-                got = b""
+            c = BioClient(port)
+            with c.sock:
                 # The handshake, "hi", and porterd's close_notify.
-                while True:
-                    try:
-                        if obj.version() is None:
-                            obj.do_handshake()
-                        b = obj.read(100)
-                        if not b:
-                            break
-                        got += b
-                    except ssl.SSLZeroReturnError:
-                        break
-                    except ssl.SSLWantReadError:
-                        out = outgoing.read()
-                        if out:
-                            s.sendall(out)
-                        b = s.recv(65536)
-                        self.assertTrue(b, "closed before porterd's close_notify")
-                        incoming.write(b)
-                self.assertEqual(got, b"hi\n")
-                obj.write(b"more")
-                if close == "notify":
-                    try:
-                        obj.unwrap()
-                    except ssl.SSLWantReadError:
-                        pass
-                s.sendall(outgoing.read())
-                s.shutdown(socket.SHUT_WR)
-                self.assertEqual(s.recv(100), b"")
-            path = os.path.join(d, str(cport))
+                self.assertEqual(c.read_until(lambda got: False), b"hi\n")
+                c.send(b"more", notify=close == "notify")
+                c.sock.shutdown(socket.SHUT_WR)
+                self.assertEqual(c.sock.recv(100), b"")
+            path = os.path.join(d, str(c.port))
             wait_until(lambda: os.path.exists(path) and not p.children(), what="handler done")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), b"more")
